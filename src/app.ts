@@ -1,0 +1,88 @@
+// buildApp(config): the whole service as a Fastify instance, plugins registered explicitly and in
+// order. Loading models starts when the app is ready and goes on in the background, so /healthz
+// answers at once and /readyz turns ready when every model is warm. Nothing here touches process.
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import multipart from '@fastify/multipart';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Config } from './config/config.js';
+import { registerAuth } from './http/auth.js';
+import { registerErrorHandling } from './http/error-handler.js';
+import { inferenceRoutes } from './http/routes/inference.js';
+import { modelRoutes } from './http/routes/models.js';
+import { ErrorResponse } from './http/schemas.js';
+import { FlowService } from './service/flow-service.js';
+import { createMetrics } from './service/metrics.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    flowserve: FlowService;
+  }
+}
+
+export interface BuildOptions {
+  logger?: FastifyServerOptions['logger'];
+  /** Do not load models (e.g. to generate openapi.yaml). */
+  skipModels?: boolean;
+}
+
+export const OPENAPI_INFO = {
+  title: 'flowserve',
+  description: 'Serve normalizing-flow models (NICE, RealNVP, Glow): exact log-likelihoods, anomaly scores, sampling at a temperature, encode and decode.',
+  version: '0.1.0',
+};
+
+export async function buildApp(config: Config, options: BuildOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: options.logger ?? { level: config.logLevel },
+    bodyLimit: config.bodyLimitBytes,
+    // Strict bodies: no type coercion, unknown fields refused rather than dropped.
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
+    forceCloseConnections: false,
+    return503OnClosing: true,
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  const metrics = createMetrics();
+  const service = new FlowService(config, metrics, app.log);
+  app.decorate('flowserve', service);
+  app.decorateRequest('flowModel', '');
+
+  // 1. errors and metrics hooks, 2. auth, 3. body parsers, 4. OpenAPI, 5. routes.
+  registerErrorHandling(app, config, metrics);
+  app.addHook('onRequest', async (request) => {
+    metrics.inFlight.inc();
+    (request as unknown as { startedAt: number }).startedAt = performance.now();
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    metrics.inFlight.dec();
+    const labels = { route: request.routeOptions.url ?? 'unmatched', model: request.flowModel, status: String(reply.statusCode) };
+    metrics.requests.inc(labels);
+    metrics.requestDuration.observe(labels, (performance.now() - (request as unknown as { startedAt: number }).startedAt) / 1000);
+  });
+  registerAuth(app, config.apiKey);
+  await app.register(multipart, { limits: { fileSize: config.bodyLimitBytes, files: config.maxItemsPerRequest, fields: 8, parts: config.maxItemsPerRequest + 8 } });
+  app.addSchema(ErrorResponse);
+  await app.register(swagger, {
+    refResolver: { buildLocalReference: (json, _base, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
+    openapi: {
+      openapi: '3.0.3',
+      info: OPENAPI_INFO,
+      tags: [
+        { name: 'inference', description: 'encode / decode / sample / likelihood' },
+        { name: 'models', description: 'loaded model packages' },
+        { name: 'health', description: 'probes and metrics' },
+      ],
+      security: [],
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'Only when the server sets API_KEY.' } } },
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+
+  inferenceRoutes(app, service, config);
+  modelRoutes(app, service, metrics);
+
+  if (!options.skipModels) app.addHook('onReady', async () => void service.start());
+  app.addHook('onClose', async () => service.close());
+  return app;
+}

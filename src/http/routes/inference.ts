@@ -1,0 +1,143 @@
+// POST /encode, /decode, /sample, /likelihood.
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Config } from '../../config/config.js';
+import { InvalidInputError } from '../../errors.js';
+import { dataToPixels } from '../../flow/quantize.js';
+import { MAX_SEED, randomSeed } from '../../flow/random.js';
+import { encodePng } from '../../imaging/image-codec.js';
+import type { FlowModel } from '../../service/flow-model.js';
+import type { FlowService } from '../../service/flow-service.js';
+import { checkCount, decodeBase64, rowsFromArrays, rowsFromImages } from '../../service/inputs.js';
+import {
+  DataBody,
+  DecodeBody,
+  DecodeResponse,
+  EncodeResponse,
+  LikelihoodResponse,
+  MultipartBody,
+  SampleBody,
+  SampleResponse,
+  inferenceErrors,
+} from '../schemas.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The model a request was served by (metrics label). */
+    flowModel: string;
+  }
+}
+
+const toRows = (flat: ArrayLike<number>, n: number, d: number): number[][] =>
+  Array.from({ length: n }, (_, i) => Array.from((flat as Float64Array).subarray(i * d, (i + 1) * d)));
+
+const dataBodySchema = {
+  content: {
+    'application/json': { schema: DataBody },
+    'multipart/form-data': { schema: MultipartBody },
+  },
+};
+
+export function inferenceRoutes(app: FastifyInstance, service: FlowService, config: Config): void {
+  const r = app.withTypeProvider<TypeBoxTypeProvider>();
+
+  const pick = (request: FastifyRequest, name?: string): FlowModel => {
+    const model = service.resolve(name);
+    request.flowModel = model.name;
+    return model;
+  };
+
+  /** JSON {inputs | images} or multipart image files → validated data-space rows. */
+  async function readData(request: FastifyRequest): Promise<{ model: FlowModel; x: Float64Array; n: number }> {
+    if (request.isMultipart()) {
+      const files: Buffer[] = [];
+      const fields: Record<string, string> = {};
+      for await (const part of request.parts()) {
+        if (part.type === 'file') files.push(await part.toBuffer());
+        else fields[part.fieldname] = String(part.value);
+      }
+      for (const f of Object.keys(fields)) if (f !== 'model' && f !== 'resize') throw new InvalidInputError(f, 'is not a known field (multipart takes model, resize and image files)');
+      if (fields.resize !== undefined && fields.resize !== 'true' && fields.resize !== 'false') throw new InvalidInputError('resize', 'must be true or false');
+      const model = pick(request, fields.model);
+      checkCount('images', files.length, config.maxItemsPerRequest, 'MAX_ITEMS_PER_REQUEST');
+      const x = await rowsFromImages('images', files, model, { resize: fields.resize === 'true', maxPixels: config.maxImagePixels });
+      return { model, x, n: files.length };
+    }
+    const body = request.body as DataBody;
+    const model = pick(request, body.model);
+    if ((body.inputs === undefined) === (body.images === undefined)) throw new InvalidInputError('inputs', 'send exactly one of "inputs" or "images"');
+    if (body.inputs) {
+      checkCount('inputs', body.inputs.length, config.maxItemsPerRequest, 'MAX_ITEMS_PER_REQUEST');
+      return { model, x: rowsFromArrays('inputs', body.inputs, model, model.manifest.data.range as [number, number] | null), n: body.inputs.length };
+    }
+    const images = body.images!;
+    checkCount('images', images.length, config.maxItemsPerRequest, 'MAX_ITEMS_PER_REQUEST');
+    const buffers = images.map((s, i) => decodeBase64(`images[${i}]`, s));
+    const x = await rowsFromImages('images', buffers, model, { resize: body.resize ?? false, maxPixels: config.maxImagePixels });
+    return { model, x, n: images.length };
+  }
+
+  async function render(model: FlowModel, outputs: Float64Array, n: number, format: 'array' | 'png') {
+    const { data } = model.manifest;
+    if (format === 'array') return { outputs: toRows(outputs, n, model.dim) };
+    if (data.kind !== 'image' || data.bitDepth === null) throw new InvalidInputError('format', `model ${model.name} produces vectors: use "array"`);
+    const [c, h, w] = data.shape;
+    const images: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const pixels = dataToPixels(outputs.subarray(i * model.dim, (i + 1) * model.dim), data.bitDepth) as Uint8Array;
+      images.push((await encodePng(pixels, c, h, w)).toString('base64'));
+    }
+    return { images };
+  }
+
+  r.post('/encode', {
+    schema: { summary: 'Map data to standard-normal latents (forward).', tags: ['inference'], consumes: ['application/json', 'multipart/form-data'], body: dataBodySchema as never, response: { 200: EncodeResponse, ...inferenceErrors } },
+    handler: async (request) => {
+      const { model, x, n } = await readData(request);
+      const { latents, logDet } = await model.encode(x, n);
+      return { model: model.name, latents: toRows(latents, n, model.dim), logDet: Array.from(logDet) };
+    },
+  });
+
+  r.post('/decode', {
+    schema: { summary: 'Map latents back to data (inverse).', tags: ['inference'], body: DecodeBody, response: { 200: DecodeResponse, ...inferenceErrors } },
+    handler: async (request) => {
+      const body = request.body;
+      const model = pick(request, body.model);
+      checkCount('latents', body.latents.length, config.maxItemsPerRequest, 'MAX_ITEMS_PER_REQUEST');
+      const z = rowsFromArrays('latents', body.latents, model, null);
+      const n = body.latents.length;
+      const { outputs } = await model.decode(z, n);
+      return { model: model.name, ...(await render(model, outputs, n, body.format ?? 'array')) };
+    },
+  });
+
+  r.post('/sample', {
+    schema: { summary: 'Draw samples at a temperature: ε ~ N(0, T²·I), x = inverse(ε).', tags: ['inference'], body: SampleBody, response: { 200: SampleResponse, ...inferenceErrors } },
+    handler: async (request) => {
+      const body = request.body;
+      const model = pick(request, body.model);
+      checkCount('count', body.count, config.maxSamplesPerRequest, 'MAX_SAMPLES_PER_REQUEST');
+      const temperature = body.temperature ?? model.manifest.defaultTemperature;
+      const seed = body.seed ?? randomSeed();
+      if (seed > MAX_SEED) throw new InvalidInputError('seed', `must be at most ${MAX_SEED}`);
+      const format = body.format ?? (model.manifest.data.kind === 'image' ? 'png' : 'array');
+      const { outputs, logLikelihood } = await model.sample(body.count, temperature, seed);
+      return { model: model.name, temperature, seed, ...(await render(model, outputs, body.count, format)), logLikelihood: Array.from(logLikelihood) };
+    },
+  });
+
+  r.post('/likelihood', {
+    schema: {
+      summary: 'Exact log-likelihood, bits/dim and calibrated anomaly scores.',
+      tags: ['inference'],
+      consumes: ['application/json', 'multipart/form-data'],
+      body: dataBodySchema as never,
+      response: { 200: LikelihoodResponse, ...inferenceErrors },
+    },
+    handler: async (request) => {
+      const { model, x, n } = await readData(request);
+      return { model: model.name, results: await service.likelihood(model, x, n) };
+    },
+  });
+}

@@ -1,0 +1,138 @@
+// Route schemas: the single source of truth. They validate requests, serialize responses and
+// generate openapi.yaml (scripts/gen-openapi.ts). Limits that depend on configuration (items per
+// request, sample count) are enforced in the handlers so the error can name the setting.
+import { Type, type Static } from '@sinclair/typebox';
+import { ERROR_CODES, type ErrorCode } from '../errors.js';
+
+export const ModelName = Type.String({
+  pattern: '^[a-z0-9][a-z0-9-]{0,63}$',
+  description: 'A loaded model (GET /models); defaults to DEFAULT_MODEL.',
+  examples: ['glow-fashion'],
+});
+const Rows = (description: string) => Type.Array(Type.Array(Type.Number()), { description });
+const Format = Type.Union([Type.Literal('array'), Type.Literal('png')], {
+  description: '"array": flat data-space rows, unclamped; "png": base64 8-bit PNGs (clamped, quantized). Image models default to "png" for /sample, "array" for /decode.',
+});
+const Images = Type.Array(Type.String({ contentEncoding: 'base64' }), {
+  description: 'Base64 PNG, JPEG or WebP images (a data: URL prefix is accepted); pixel k maps to (k + 0.5)/256.',
+});
+const Resize = Type.Boolean({ default: false, description: 'Resize images to the model size instead of refusing other sizes.' });
+
+export const DataBody = Type.Object(
+  {
+    model: Type.Optional(ModelName),
+    inputs: Type.Optional(Rows('Flat row-major samples in data space (images: values in [0, 1]).')),
+    images: Type.Optional(Images),
+    resize: Type.Optional(Resize),
+  },
+  { additionalProperties: false, description: 'Exactly one of inputs or images.' },
+);
+export type DataBody = Static<typeof DataBody>;
+
+export const MultipartBody = Type.Object({
+  model: Type.Optional(Type.String({ description: 'Model name.' })),
+  resize: Type.Optional(Type.String({ enum: ['true', 'false'] })),
+  images: Type.Array(Type.String({ format: 'binary' }), { description: 'One or more image files (any field name).' }),
+});
+
+export const EncodeResponse = Type.Object({
+  model: Type.String(),
+  latents: Rows('Standard-normal latent coordinates, one flat row per sample (multi-scale parts concatenated in manifest order).'),
+  logDet: Type.Array(Type.Number(), { description: 'log|det ∂latent/∂x| in data space, preprocessing included: log p(x) = Σ log N(latentᵢ; 0, 1) + logDet.' }),
+});
+
+export const DecodeBody = Type.Object(
+  {
+    model: Type.Optional(ModelName),
+    latents: Rows('Flat latent rows (as returned by /encode).'),
+    format: Type.Optional(Format),
+  },
+  { additionalProperties: false },
+);
+export type DecodeBody = Static<typeof DecodeBody>;
+
+const Outputs = {
+  outputs: Type.Optional(Rows('Data-space rows (format "array"), not clamped: decode(encode(x)) ≈ x.')),
+  images: Type.Optional(Type.Array(Type.String(), { description: 'Base64 PNG images (format "png").' })),
+};
+
+export const DecodeResponse = Type.Object({ model: Type.String(), ...Outputs });
+
+export const SampleBody = Type.Object(
+  {
+    model: Type.Optional(ModelName),
+    count: Type.Integer({ minimum: 1, description: 'Samples to draw (at most MAX_SAMPLES_PER_REQUEST).' }),
+    temperature: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 2, description: 'ε ~ N(0, T²·I); defaults to the model default.' })),
+    seed: Type.Optional(Type.Integer({ minimum: 0, maximum: 4294967295, description: 'PRNG seed; the same seed and request give the same samples.' })),
+    format: Type.Optional(Format),
+  },
+  { additionalProperties: false },
+);
+export type SampleBody = Static<typeof SampleBody>;
+
+export const SampleResponse = Type.Object({
+  model: Type.String(),
+  temperature: Type.Number(),
+  seed: Type.Integer({ description: 'The seed used (drawn at random when the request gave none).' }),
+  ...Outputs,
+  logLikelihood: Type.Array(Type.Number(), { description: 'log p(x) in nats of each sample before clamping and quantization.' }),
+});
+
+export const LikelihoodResult = Type.Object({
+  logLikelihood: Type.Number({ description: 'log p(x), nats, continuous density in data space.' }),
+  bitsPerDim: Type.Number({ description: '−(log p(x) − D·ln 256)/(D·ln 2) for 8-bit images; −log p(x)/(D·ln 2) for vectors.' }),
+  scores: Type.Object({
+    nll: Type.Number({ description: '−log p(x), nats.' }),
+    typicality: Type.Union([Type.Number(), Type.Null()], { description: '|nll − mean| / std over in-distribution held-out data.' }),
+  }),
+  anomalyScore: Type.Union([Type.Number(), Type.Null()], { description: "The model's default score normalized to [0, 1]; 0.5 is the threshold (null if the model has no calibration)." }),
+  isAnomaly: Type.Union([Type.Boolean(), Type.Null()]),
+});
+
+export const LikelihoodResponse = Type.Object({ model: Type.String(), results: Type.Array(LikelihoodResult) });
+
+export const ErrorResponse = Type.Object(
+  {
+    error: Type.Object({
+      code: Type.Unsafe<ErrorCode>(Type.String({ enum: ERROR_CODES })),
+      message: Type.String(),
+      details: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+    }),
+  },
+  { $id: 'ErrorResponse', description: 'Every failure. The code maps to exactly one HTTP status (README, Errors).' },
+);
+
+export const ModelInfo = Type.Object({
+  name: Type.String(),
+  status: Type.Union([Type.Literal('loading'), Type.Literal('ready'), Type.Literal('unavailable')]),
+  reason: Type.Optional(Type.String()),
+  family: Type.Optional(Type.String()),
+  description: Type.Optional(Type.String()),
+  dataKind: Type.Optional(Type.String()),
+  dataShape: Type.Optional(Type.Array(Type.Integer())),
+  latentSize: Type.Optional(Type.Integer()),
+  latentParts: Type.Optional(Type.Array(Type.Object({ name: Type.String(), shape: Type.Array(Type.Integer()) }))),
+  defaultTemperature: Type.Optional(Type.Number()),
+  provider: Type.Optional(Type.String({ description: 'Execution provider in use: cuda or cpu.' })),
+  quality: Type.Optional(
+    Type.Object({
+      dataset: Type.String(),
+      testLogLikelihood: Type.Union([Type.Number(), Type.Null()]),
+      testBitsPerDim: Type.Union([Type.Number(), Type.Null()]),
+      parameters: Type.Union([Type.Number(), Type.Null()]),
+    }),
+  ),
+  anomaly: Type.Optional(Type.Union([Type.Object({ defaultScore: Type.String(), targetFalsePositiveRate: Type.Number() }), Type.Null()])),
+});
+
+export const ModelList = Type.Object({ defaultModel: Type.String(), models: Type.Array(ModelInfo) });
+
+export const Health = Type.Object({ status: Type.String() });
+export const Readiness = Type.Object({
+  status: Type.Union([Type.Literal('ready'), Type.Literal('loading'), Type.Literal('failed'), Type.Literal('stopped')]),
+  models: Type.Record(Type.String(), Type.Object({ status: Type.String(), reason: Type.Optional(Type.String()) })),
+});
+
+/** Error responses shared by the inference routes, for the OpenAPI document. */
+export const ErrorRef = Type.Ref(ErrorResponse);
+export const inferenceErrors = { 400: ErrorRef, 401: ErrorRef, 404: ErrorRef, 413: ErrorRef, 415: ErrorRef, 429: ErrorRef, 500: ErrorRef, 503: ErrorRef, 504: ErrorRef };

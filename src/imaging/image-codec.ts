@@ -1,0 +1,67 @@
+// Images ↔ pixel arrays (channel-major, CHW). The only module that touches sharp. Decoding is
+// bounded before any pixel buffer is allocated: the header's format and size are checked first,
+// and sharp's own pixel limit backs that up.
+import sharp, { type Metadata } from 'sharp';
+import { InvalidImageError } from '../errors.js';
+
+export const IMAGE_FORMATS = ['png', 'jpeg', 'webp'] as const;
+
+export interface ImageSpec {
+  channels: number;
+  height: number;
+  width: number;
+  maxPixels: number;
+  /** Resize to height×width instead of refusing other sizes. */
+  resize: boolean;
+}
+
+export async function decodeImage(buf: Buffer, spec: ImageSpec, field: string): Promise<Uint8Array> {
+  if (buf.length === 0) throw new InvalidImageError(field, 'image is empty');
+  const options = { limitInputPixels: spec.maxPixels, failOn: 'error' as const, sequentialRead: true };
+  let meta: Metadata;
+  try {
+    meta = await sharp(buf, options).metadata();
+  } catch (err) {
+    throw new InvalidImageError(field, `not a decodable PNG, JPEG or WebP image (${shortReason(err)})`);
+  }
+  if (!meta.format || !(IMAGE_FORMATS as readonly string[]).includes(meta.format))
+    throw new InvalidImageError(field, `format '${meta.format ?? 'unknown'}' is not supported; send PNG, JPEG or WebP`, { allowed: IMAGE_FORMATS });
+  const { width = 0, height = 0 } = meta;
+  if (width * height > spec.maxPixels)
+    throw new InvalidImageError(field, `image is ${width}×${height}; at most ${spec.maxPixels} pixels allowed (MAX_IMAGE_PIXELS)`);
+  if (!spec.resize && (width !== spec.width || height !== spec.height))
+    throw new InvalidImageError(field, `image is ${width}×${height}, the model takes ${spec.width}×${spec.height}; resize it or send "resize": true`);
+  try {
+    let img = sharp(buf, options).flatten({ background: '#000000' });
+    if (spec.resize) img = img.resize(spec.width, spec.height, { fit: 'fill' });
+    img = spec.channels === 1 ? img.toColourspace('b-w') : img.toColourspace('srgb');
+    const { data, info } = await img.raw().toBuffer({ resolveWithObject: true });
+    if (info.channels !== spec.channels || info.width !== spec.width || info.height !== spec.height)
+      throw new Error(`decoded to ${info.width}×${info.height}×${info.channels}`);
+    return hwcToChw(data, spec.channels, spec.height * spec.width);
+  } catch (err) {
+    throw new InvalidImageError(field, `image could not be decoded (${shortReason(err)})`);
+  }
+}
+
+/** Lossless PNG at maximum compression (the complexity measure uses its length). */
+export async function encodePng(pixels: Uint8Array, channels: number, height: number, width: number): Promise<Buffer> {
+  const hwc = new Uint8Array(pixels.length);
+  const plane = height * width;
+  for (let c = 0; c < channels; c++) for (let p = 0; p < plane; p++) hwc[p * channels + c] = pixels[c * plane + p];
+  return sharp(hwc, { raw: { width, height, channels: channels as 1 | 3 } })
+    .png({ compressionLevel: 9, adaptiveFiltering: true, palette: false })
+    .toBuffer();
+}
+
+function hwcToChw(data: Buffer, channels: number, plane: number): Uint8Array {
+  if (channels === 1) return new Uint8Array(data.buffer, data.byteOffset, plane).slice();
+  const out = new Uint8Array(channels * plane);
+  for (let p = 0; p < plane; p++) for (let c = 0; c < channels; c++) out[c * plane + p] = data[p * channels + c];
+  return out;
+}
+
+function shortReason(err: unknown): string {
+  const msg = err instanceof Error ? err.message : String(err);
+  return msg.split('\n')[0].slice(0, 160);
+}

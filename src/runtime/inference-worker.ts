@@ -1,0 +1,47 @@
+// Inference thread: onnxruntime-node's session.run() is a synchronous native call, so it runs here
+// and never on the event loop that answers health checks and metrics.
+import { parentPort } from 'node:worker_threads';
+import { createSession, runSession, type LoadedSession } from './session.js';
+import type { WorkerRequest, WorkerResponse, SessionReport } from './protocol.js';
+
+const port = parentPort;
+if (!port) throw new Error('inference-worker must run in a worker thread');
+const sessions = new Map<string, LoadedSession>();
+const send = (m: WorkerResponse, transfer: ArrayBuffer[] = []) => port.postMessage(m, transfer);
+
+port.on('message', async (msg: WorkerRequest) => {
+  if (msg.type === 'init') {
+    const reports: Record<string, SessionReport> = {};
+    for (const spec of msg.sessions) {
+      try {
+        const s = await createSession(spec.path, msg.options);
+        sessions.set(spec.key, s);
+        reports[spec.key] = { ok: true, provider: s.provider, inputs: s.inputs, outputs: s.outputs, fallbackReason: s.fallbackReason };
+      } catch (err) {
+        reports[spec.key] = { ok: false, error: err instanceof Error ? err.message : String(err) };
+      }
+    }
+    send({ type: 'ready', reports });
+    return;
+  }
+  if (msg.type === 'run') {
+    const s = sessions.get(msg.key);
+    if (!s) {
+      send({ type: 'failed', id: msg.id, error: `no session '${msg.key}' in this worker` });
+      return;
+    }
+    const started = performance.now();
+    try {
+      const outputs = await runSession(s, msg.feeds, msg.key);
+      // Copy out of ORT-owned memory into transferable buffers.
+      const transfer: ArrayBuffer[] = [];
+      for (const t of Object.values(outputs)) {
+        t.data = t.data.slice();
+        transfer.push(t.data.buffer as ArrayBuffer);
+      }
+      send({ type: 'result', id: msg.id, outputs, ms: performance.now() - started }, transfer);
+    } catch (err) {
+      send({ type: 'failed', id: msg.id, error: err instanceof Error ? err.message : String(err) });
+    }
+  }
+});

@@ -1,0 +1,91 @@
+// The one way an inference runs: runSession() checks the feed names and shapes against the
+// session's metadata before calling ORT, and when ORT fails it says which tensors it was given
+// (transformers.js habit), so a shape bug reads as one line in the log.
+import * as ort from 'onnxruntime-node';
+import { dimsToString, type TensorData } from '../tensor/tensor.js';
+
+export interface IoMeta {
+  name: string;
+  /** Numbers are fixed, strings are symbolic (dynamic) dims. */
+  shape: (number | string)[];
+}
+
+export type Provider = 'cuda' | 'cpu';
+
+export interface SessionOptions {
+  provider: 'auto' | 'cuda' | 'cpu';
+  deviceId: number;
+  intraOpThreads: number;
+}
+
+export interface LoadedSession {
+  session: ort.InferenceSession;
+  provider: Provider;
+  inputs: IoMeta[];
+  outputs: IoMeta[];
+  /** Set when `auto` fell back to CPU: why CUDA was not used. */
+  fallbackReason?: string;
+}
+
+const meta = (m: readonly ort.InferenceSession.ValueMetadata[]): IoMeta[] =>
+  m.map((v) => ({ name: v.name, shape: v.isTensor ? [...v.shape] : [] }));
+
+export async function createSession(path: string, opts: SessionOptions): Promise<LoadedSession> {
+  const base: ort.InferenceSession.SessionOptions = {
+    graphOptimizationLevel: 'all',
+    ...(opts.intraOpThreads > 0 ? { intraOpNumThreads: opts.intraOpThreads } : {}),
+  };
+  const open = async (provider: Provider) => {
+    const session = await ort.InferenceSession.create(path, {
+      ...base,
+      executionProviders: provider === 'cuda' ? [{ name: 'cuda', deviceId: opts.deviceId }] : ['cpu'],
+    });
+    return { session, provider, inputs: meta(session.inputMetadata), outputs: meta(session.outputMetadata) };
+  };
+  if (opts.provider === 'cpu') return open('cpu');
+  try {
+    return await open('cuda');
+  } catch (err) {
+    if (opts.provider === 'cuda') throw err;
+    return { ...(await open('cpu')), fallbackReason: err instanceof Error ? err.message : String(err) };
+  }
+}
+
+export class SessionInputError extends Error {}
+
+export function checkFeeds(inputs: readonly IoMeta[], feeds: Record<string, TensorData>): void {
+  const expected = inputs.map((i) => i.name);
+  const given = Object.keys(feeds);
+  const missing = expected.filter((n) => !(n in feeds));
+  const extra = given.filter((n) => !expected.includes(n));
+  if (missing.length || extra.length)
+    throw new SessionInputError(`feed names do not match the graph: missing [${missing.join(', ')}], unexpected [${extra.join(', ')}]`);
+  for (const input of inputs) {
+    const { dims, data } = feeds[input.name];
+    const ok =
+      dims.length === input.shape.length &&
+      input.shape.every((d, i) => typeof d !== 'number' || d < 0 || d === dims[i]) &&
+      data.length === dims.reduce((a, b) => a * b, 1);
+    if (!ok) throw new SessionInputError(`input '${input.name}': got ${dimsToString(dims)} (${data.length} values), graph expects ${dimsToString(input.shape)}`);
+  }
+}
+
+export async function runSession(loaded: LoadedSession, feeds: Record<string, TensorData>, label: string): Promise<Record<string, TensorData>> {
+  checkFeeds(loaded.inputs, feeds);
+  const ortFeeds: Record<string, ort.Tensor> = {};
+  for (const [name, t] of Object.entries(feeds)) ortFeeds[name] = new ort.Tensor('float32', t.data, t.dims);
+  let results: ort.InferenceSession.OnnxValueMapType;
+  try {
+    results = await loaded.session.run(ortFeeds);
+  } catch (err) {
+    const shapes = Object.entries(feeds).map(([n, t]) => `${n}${dimsToString(t.dims)}`).join(', ');
+    throw new Error(`${label}: ORT run failed with inputs ${shapes}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+  const out: Record<string, TensorData> = {};
+  for (const o of loaded.outputs) {
+    const t = results[o.name] as ort.Tensor;
+    if (t.type !== 'float32') throw new Error(`${label}: output '${o.name}' is ${t.type}, expected float32`);
+    out[o.name] = { dims: [...t.dims], data: t.data as Float32Array };
+  }
+  return out;
+}

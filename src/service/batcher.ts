@@ -1,0 +1,152 @@
+// Dynamic batching (Triton semantics) for one model and direction: concurrent requests are merged
+// into one inference of at most maxBatchSize samples, waiting at most maxQueueDelayMs for more.
+// A batch is formed only when an inference slot is free, so a busy model batches more. Rows are
+// split back exactly; a request's answer never depends on its batch-mates (each row is independent
+// in every graph). Past maxQueueSize queued samples a request is shed (429); past its deadline it
+// is answered 504 and dropped from the queue, never run late.
+import { OverloadedError, TimeoutError } from '../errors.js';
+import { concatRows, sliceRows, type TensorData } from '../tensor/tensor.js';
+
+export interface BatcherOptions {
+  model: string;
+  direction: 'forward' | 'inverse';
+  maxBatchSize: number;
+  maxQueueDelayMs: number;
+  maxQueueSize: number;
+  timeoutMs: number;
+  maxInflight: number;
+  /** Feeds shared by every batch (e.g. the LU matrices). */
+  constFeeds: Record<string, TensorData>;
+  run(feeds: Record<string, TensorData>, rows: number): Promise<Record<string, TensorData>>;
+  onShed?(): void;
+  onTimeout?(): void;
+  onDispatch?(rows: number, waitsMs: number[]): void;
+}
+
+interface Item {
+  rows: number;
+  feeds: Record<string, TensorData>;
+  enqueuedAt: number;
+  resolve(out: Record<string, TensorData>): void;
+  reject(err: Error): void;
+  timer: NodeJS.Timeout;
+  done: boolean;
+}
+
+export class Batcher {
+  private queue: Item[] = [];
+  private inflight = 0;
+  private flushTimer: NodeJS.Timeout | null = null;
+  queuedRows = 0;
+
+  constructor(private readonly o: BatcherOptions) {}
+
+  /** Run `rows` samples; requests larger than a batch are split into batch-sized chunks. */
+  async submit(feeds: Record<string, TensorData>, rows: number): Promise<Record<string, TensorData>> {
+    const max = this.o.maxBatchSize;
+    if (rows <= max) return this.enqueue(feeds, rows);
+    if (this.queuedRows + rows > this.o.maxQueueSize) return this.shed();
+    const chunks: Promise<Record<string, TensorData>>[] = [];
+    for (let start = 0; start < rows; start += max) {
+      const count = Math.min(max, rows - start);
+      const part: Record<string, TensorData> = {};
+      for (const [k, t] of Object.entries(feeds)) part[k] = sliceRows(t, start, count);
+      chunks.push(this.enqueue(part, count));
+    }
+    const results = await Promise.all(chunks);
+    const out: Record<string, TensorData> = {};
+    for (const k of Object.keys(results[0])) out[k] = concatRows(results.map((r) => r[k]));
+    return out;
+  }
+
+  private shed(): never {
+    this.o.onShed?.();
+    throw new OverloadedError(this.o.model, this.o.direction, this.o.maxQueueSize);
+  }
+
+  private enqueue(feeds: Record<string, TensorData>, rows: number): Promise<Record<string, TensorData>> {
+    if (this.queuedRows + rows > this.o.maxQueueSize) this.shed();
+    return new Promise((resolve, reject) => {
+      const item: Item = {
+        rows,
+        feeds,
+        enqueuedAt: performance.now(),
+        resolve,
+        reject,
+        done: false,
+        timer: setTimeout(() => {
+          if (item.done) return;
+          item.done = true;
+          const i = this.queue.indexOf(item);
+          if (i >= 0) {
+            this.queue.splice(i, 1);
+            this.queuedRows -= item.rows;
+          }
+          this.o.onTimeout?.();
+          reject(new TimeoutError(this.o.model, this.o.timeoutMs));
+        }, this.o.timeoutMs),
+      };
+      this.queue.push(item);
+      this.queuedRows += rows;
+      this.schedule();
+    });
+  }
+
+  private schedule(): void {
+    while (this.inflight < this.o.maxInflight && this.queue.length > 0) {
+      const waited = performance.now() - this.queue[0].enqueuedAt;
+      if (this.queuedRows < this.o.maxBatchSize && waited < this.o.maxQueueDelayMs) {
+        if (!this.flushTimer)
+          this.flushTimer = setTimeout(() => {
+            this.flushTimer = null;
+            this.schedule();
+          }, Math.max(0, this.o.maxQueueDelayMs - waited));
+        return;
+      }
+      this.dispatch();
+    }
+  }
+
+  private dispatch(): void {
+    const batch: Item[] = [];
+    let rows = 0;
+    while (this.queue.length > 0 && (batch.length === 0 || rows + this.queue[0].rows <= this.o.maxBatchSize)) {
+      const item = this.queue.shift()!;
+      this.queuedRows -= item.rows;
+      batch.push(item);
+      rows += item.rows;
+    }
+    const now = performance.now();
+    this.o.onDispatch?.(rows, batch.map((i) => now - i.enqueuedAt));
+    const feeds: Record<string, TensorData> = { ...this.o.constFeeds };
+    for (const name of Object.keys(batch[0].feeds)) feeds[name] = concatRows(batch.map((i) => i.feeds[name]));
+    this.inflight++;
+    this.o
+      .run(feeds, rows)
+      .then(
+        (outputs) => {
+          let start = 0;
+          for (const item of batch) {
+            const mine: Record<string, TensorData> = {};
+            for (const [k, t] of Object.entries(outputs)) mine[k] = sliceRows(t, start, item.rows);
+            start += item.rows;
+            settle(item, () => item.resolve(mine));
+          }
+        },
+        (err: Error) => {
+          for (const item of batch) settle(item, () => item.reject(err));
+        },
+      )
+      .finally(() => {
+        this.inflight--;
+        this.schedule();
+      });
+  }
+}
+
+function settle(item: Item, fn: () => void): void {
+  if (item.done) return;
+  item.done = true;
+  clearTimeout(item.timer);
+  fn();
+}

@@ -1,0 +1,229 @@
+// The service: loads the registry, starts the inference threads, warms every model up, and
+// answers encode / decode / sample / likelihood in terms of FlowModel. Knows nothing of HTTP.
+import type { Config } from '../config/config.js';
+import { AppError, InferenceError, ModelNotFoundError, ModelUnavailableError, NotReadyError } from '../errors.js';
+import { normalizeScore, typicality } from '../flow/anomaly.js';
+import type { Provider } from '../runtime/session.js';
+import { WorkerCrashedError, WorkerPool, type PoolLogger } from '../runtime/worker-pool.js';
+import type { SessionReport } from '../runtime/protocol.js';
+import type { TensorData } from '../tensor/tensor.js';
+import { Batcher } from './batcher.js';
+import { FlowModel, type Likelihood } from './flow-model.js';
+import type { Metrics } from './metrics.js';
+import { loadPackages, type ModelPackage } from './registry.js';
+
+export type ModelStatus = 'loading' | 'ready' | 'unavailable';
+export type Direction = 'forward' | 'inverse';
+
+export interface ModelState {
+  name: string;
+  status: ModelStatus;
+  reason?: string;
+  provider?: Provider;
+  pkg?: ModelPackage;
+}
+
+export interface ScoredLikelihood extends Likelihood {
+  scores: { nll: number; typicality: number | null };
+  anomalyScore: number | null;
+  isAnomaly: boolean | null;
+}
+
+export class FlowService {
+  private pool: WorkerPool | null = null;
+  private models = new Map<string, FlowModel>();
+  readonly states = new Map<string, ModelState>();
+  private readyPromise: Promise<void> | null = null;
+  state: 'starting' | 'ready' | 'failed' | 'stopped' = 'starting';
+  defaultModel = '';
+
+  constructor(
+    private readonly config: Config,
+    private readonly metrics: Metrics,
+    private readonly log: PoolLogger,
+  ) {}
+
+  /** Start loading (idempotent); resolves when every loadable model is warm. */
+  start(): Promise<void> {
+    this.readyPromise ??= this.load().then(
+      () => {
+        this.state = this.models.size > 0 ? 'ready' : 'failed';
+        if (this.models.size === 0) this.log.error({ modelDir: this.config.modelDir }, 'no model could be loaded');
+      },
+      (err) => {
+        this.state = 'failed';
+        this.log.error({ err: String(err) }, 'model loading failed');
+      },
+    );
+    return this.readyPromise;
+  }
+
+  whenReady(): Promise<void> {
+    return this.start();
+  }
+
+  get restarts(): number {
+    return this.pool?.restarts ?? 0;
+  }
+
+  /** Fault injection: kill an inference thread as a crash would. */
+  killThread(index = 0): Promise<void> {
+    return this.pool?.killThread(index) ?? Promise.resolve();
+  }
+
+  async close(): Promise<void> {
+    this.state = 'stopped';
+    await this.pool?.close();
+  }
+
+  private refuse(name: string, reason: string, pkg?: ModelPackage): void {
+    this.states.set(name, { name, status: 'unavailable', reason, pkg });
+    this.log.error({ model: name, reason }, `model ${name} refused: ${reason}`);
+  }
+
+  private async load(): Promise<void> {
+    const { loaded, refused } = await loadPackages(this.config.modelDir);
+    for (const r of refused) this.refuse(r.name, r.reason);
+    for (const p of loaded) this.states.set(p.name, { name: p.name, status: 'loading', pkg: p });
+    if (loaded.length === 0) return;
+
+    const specs = loaded.flatMap((p) => [
+      { key: `${p.name}/forward`, path: `${p.dir}/${p.manifest.graphs.forward}` },
+      { key: `${p.name}/inverse`, path: `${p.dir}/${p.manifest.graphs.inverse}` },
+    ]);
+    this.pool = new WorkerPool(
+      specs,
+      { provider: this.config.executionProvider, deviceId: this.config.cudaDeviceId, intraOpThreads: this.config.intraOpThreads },
+      this.config.workerThreads,
+      this.log,
+    );
+    const reports = await this.pool.start();
+
+    for (const pkg of loaded) {
+      const fwd = reports[`${pkg.name}/forward`];
+      const inv = reports[`${pkg.name}/inverse`];
+      const problem = sessionProblem(pkg, fwd, inv);
+      if (problem) {
+        this.refuse(pkg.name, problem, pkg);
+        continue;
+      }
+      const provider = fwd.ok && inv.ok && fwd.provider === 'cuda' && inv.provider === 'cuda' ? 'cuda' : 'cpu';
+      const fallback = fwd.ok && fwd.fallbackReason;
+      if (fallback) this.log.warn({ model: pkg.name, reason: fallback }, `CUDA execution provider unavailable for ${pkg.name}; falling back to CPU`);
+      const model = new FlowModel(pkg, provider, this.batcher(pkg, 'forward'), this.batcher(pkg, 'inverse'));
+      try {
+        await this.warmUp(model);
+      } catch (err) {
+        this.refuse(pkg.name, `warm-up failed: ${(err as Error).message}`, pkg);
+        continue;
+      }
+      this.models.set(pkg.name, model);
+      this.states.set(pkg.name, { name: pkg.name, status: 'ready', provider, pkg });
+      this.log.info({ model: pkg.name, family: pkg.manifest.family, provider }, `model ${pkg.name} ready`);
+    }
+    const names = [...this.models.keys()];
+    this.defaultModel = this.config.defaultModel || (names.includes('glow-fashion') ? 'glow-fashion' : names[0] ?? '');
+    this.updateInfoMetric();
+  }
+
+  private updateInfoMetric(): void {
+    this.metrics.modelInfo.reset();
+    for (const s of this.states.values())
+      this.metrics.modelInfo.set({ model: s.name, family: s.pkg?.manifest.family ?? 'unknown', provider: s.provider ?? 'none', status: s.status }, 1);
+  }
+
+  private batcher(pkg: ModelPackage, direction: Direction): Batcher {
+    const labels = { model: pkg.name, direction };
+    const key = `${pkg.name}/${direction}`;
+    const c = this.config;
+    const depth = this.metrics.queueDepth.labels(labels);
+    const batcher: Batcher = new Batcher({
+      model: pkg.name,
+      direction,
+      maxBatchSize: c.maxBatchSize,
+      maxQueueDelayMs: c.maxQueueDelayMs,
+      maxQueueSize: c.maxQueueSize,
+      timeoutMs: c.requestTimeoutMs,
+      maxInflight: c.workerThreads,
+      constFeeds: FlowModel.luFeeds(pkg.lu, direction),
+      run: async (feeds: Record<string, TensorData>, rows: number) => {
+        depth.set(batcher.queuedRows);
+        this.metrics.batchSize.observe(labels, rows);
+        try {
+          const { outputs, ms } = await this.pool!.run(key, feeds);
+          this.metrics.inferenceDuration.observe(labels, ms / 1000);
+          return outputs;
+        } catch (err) {
+          this.log.error({ model: pkg.name, direction, rows, err: (err as Error).message }, 'inference failed');
+          if (err instanceof WorkerCrashedError) throw new ModelUnavailableError(pkg.name, 'its inference thread crashed; retry');
+          throw new InferenceError(pkg.name, err);
+        }
+      },
+      onShed: () => this.metrics.shed.inc(labels),
+      onTimeout: () => this.metrics.timedOut.inc(labels),
+      onDispatch: (_rows, waits) => {
+        for (const w of waits) this.metrics.queueWait.observe(labels, w / 1000);
+        depth.set(batcher.queuedRows);
+      },
+    });
+    return batcher;
+  }
+
+  private async warmUp(model: FlowModel): Promise<void> {
+    const range = model.manifest.data.range;
+    const mid = range ? (range[0] + range[1]) / 2 : 0;
+    await model.encode(new Float64Array(model.dim).fill(mid), 1);
+    await model.decode(new Float64Array(model.dim), 1);
+  }
+
+  /** The served model for a request: 503 while starting, 404 unknown, 503 refused. */
+  resolve(name?: string): FlowModel {
+    const wanted = name ?? this.defaultModel;
+    const model = this.models.get(wanted);
+    if (model) return model;
+    const st = this.states.get(wanted);
+    if (this.state === 'starting' && (!st || st.status === 'loading')) throw new NotReadyError('models are still loading');
+    if (st) throw new ModelUnavailableError(wanted, st.reason ?? st.status);
+    throw new ModelNotFoundError(wanted, [...this.states.keys()]);
+  }
+
+  /** Likelihood plus calibrated anomaly scores (docs/model-package.md, calibration). */
+  async likelihood(model: FlowModel, x: ArrayLike<number>, n: number): Promise<ScoredLikelihood[]> {
+    const results = await model.likelihood(x, n);
+    const cal = model.manifest.calibration;
+    const nllStats = cal?.scores.nll;
+    return results.map((r) => {
+      const nll = -r.logLikelihood;
+      const scores = { nll, typicality: nllStats ? typicality(nll, nllStats) : null };
+      const chosen = cal ? (scores as Record<string, number | null>)[cal.defaultScore] : null;
+      const stats = cal?.scores[cal.defaultScore];
+      const anomalyScore = chosen != null && stats ? normalizeScore(chosen, stats) : null;
+      return { ...r, scores, anomalyScore, isAnomaly: anomalyScore === null || !stats ? null : chosen! > stats.threshold };
+    });
+  }
+
+  /** Public description of every known model (GET /models). */
+  describe(): ModelState[] {
+    return [...this.states.values()];
+  }
+
+  isAppError(err: unknown): err is AppError {
+    return err instanceof AppError;
+  }
+}
+
+function sessionProblem(pkg: ModelPackage, fwd?: SessionReport, inv?: SessionReport): string | null {
+  if (!fwd || !fwd.ok) return `forward graph could not be loaded: ${fwd && !fwd.ok ? fwd.error : 'no report'}`;
+  if (!inv || !inv.ok) return `inverse graph could not be loaded: ${inv && !inv.ok ? inv.error : 'no report'}`;
+  const parts = pkg.manifest.latent.parts.map((p) => p.name);
+  const same = (a: string[], b: string[]) => a.length === b.length && a.every((x) => b.includes(x));
+  const fwdIn = ['x', ...pkg.lu.map((l) => l.forwardInput)];
+  const invIn = [...parts, ...pkg.lu.map((l) => l.inverseInput)];
+  if (!same(fwd.inputs.map((i) => i.name), fwdIn)) return `forward graph inputs [${fwd.inputs.map((i) => i.name)}] should be [${fwdIn}]`;
+  if (!same(inv.inputs.map((i) => i.name), invIn)) return `inverse graph inputs [${inv.inputs.map((i) => i.name)}] should be [${invIn}]`;
+  const fwdOut = fwd.outputs.map((o) => o.name);
+  const invOut = inv.outputs.map((o) => o.name);
+  for (const need of [...parts, 'logDet']) if (!fwdOut.includes(need)) return `forward graph has no output '${need}'`;
+  for (const need of ['x', 'logDet']) if (!invOut.includes(need)) return `inverse graph has no output '${need}'`;
+  return null;
+}

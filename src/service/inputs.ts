@@ -1,0 +1,48 @@
+// Request payloads → validated flat rows in data space. Every refusal names the field and the rule.
+import { decodeImage } from '../imaging/image-codec.js';
+import { pixelsToData } from '../flow/quantize.js';
+import { InvalidImageError, InvalidInputError, LimitExceededError } from '../errors.js';
+import type { FlowModel } from './flow-model.js';
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+const DATA_URL = /^data:image\/[a-z0-9.+-]+;base64,/i;
+
+export function checkCount(field: string, count: number, max: number, limit: string): void {
+  if (count > max) throw new LimitExceededError(field, limit, max, count);
+  if (count < 1) throw new InvalidInputError(field, 'must hold at least one item');
+}
+
+/** Number rows (inputs in data space, or latents) → one flat Float64Array. */
+export function rowsFromArrays(field: string, rows: number[][], model: FlowModel, range: [number, number] | null): Float64Array {
+  const d = model.dim;
+  const out = new Float64Array(rows.length * d);
+  rows.forEach((row, i) => {
+    if (row.length !== d) throw new InvalidInputError(`${field}[${i}]`, `must have ${d} values (model ${model.name}, shape [${model.manifest.data.shape.join(', ')}]), got ${row.length}`, { expected: d, got: row.length });
+    for (let j = 0; j < d; j++) {
+      const v = row[j];
+      if (!Number.isFinite(v)) throw new InvalidInputError(`${field}[${i}][${j}]`, 'must be a finite number (no NaN, Infinity or overflow)');
+      if (range && (v < range[0] || v > range[1])) throw new InvalidInputError(`${field}[${i}][${j}]`, `must lie in the data range [${range[0]}, ${range[1]}], got ${v}`);
+      out[i * d + j] = v;
+    }
+  });
+  return out;
+}
+
+export function decodeBase64(field: string, text: string): Buffer {
+  const body = text.replace(DATA_URL, '');
+  if (body.length === 0 || body.length % 4 !== 0 || !BASE64.test(body)) throw new InvalidImageError(field, 'must be base64 (standard alphabet, padded), optionally as a data: URL');
+  return Buffer.from(body, 'base64');
+}
+
+/** Encoded images → flat data-space rows at pixel centres (k + 0.5)/2^b. */
+export async function rowsFromImages(field: string, images: Buffer[], model: FlowModel, opts: { resize: boolean; maxPixels: number }): Promise<Float64Array> {
+  const { data } = model.manifest;
+  if (data.kind !== 'image' || data.bitDepth === null) throw new InvalidInputError(field, `model ${model.name} takes vectors: send "inputs" instead of images`);
+  const [channels, height, width] = data.shape;
+  const out = new Float64Array(images.length * model.dim);
+  for (let i = 0; i < images.length; i++) {
+    const pixels = await decodeImage(images[i], { channels, height, width, maxPixels: opts.maxPixels, resize: opts.resize }, `${field}[${i}]`);
+    out.set(pixelsToData(pixels, data.bitDepth), i * model.dim);
+  }
+  return out;
+}

@@ -1,0 +1,29 @@
+// Prometheus metrics (prom-client), one registry per app so tests can build many apps.
+// Names follow Prometheus conventions with the flowserve_ prefix; Node process defaults included.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
+
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const m = {
+    registry,
+    requests: new Counter({ name: 'flowserve_http_requests_total', help: 'HTTP requests by route, model and status code.', labelNames: ['route', 'model', 'status'], registers: [registry] }),
+    requestDuration: new Histogram({ name: 'flowserve_http_request_duration_seconds', help: 'HTTP request latency by route, model and status code.', labelNames: ['route', 'model', 'status'], buckets: LATENCY_BUCKETS, registers: [registry] }),
+    inFlight: new Gauge({ name: 'flowserve_http_requests_in_flight', help: 'HTTP requests being served.', registers: [registry] }),
+    errors: new Counter({ name: 'flowserve_errors_total', help: 'Error responses by error code.', labelNames: ['code'], registers: [registry] }),
+    inferenceDuration: new Histogram({ name: 'flowserve_inference_duration_seconds', help: 'ONNX Runtime run time per batch, by model and direction.', labelNames: ['model', 'direction'], buckets: LATENCY_BUCKETS, registers: [registry] }),
+    batchSize: new Histogram({ name: 'flowserve_inference_batch_size', help: 'Samples per inference (after dynamic batching), by model and direction.', labelNames: ['model', 'direction'], buckets: BATCH_BUCKETS, registers: [registry] }),
+    queueWait: new Histogram({ name: 'flowserve_queue_wait_seconds', help: 'Time a request waited in the batching queue.', labelNames: ['model', 'direction'], buckets: LATENCY_BUCKETS, registers: [registry] }),
+    queueDepth: new Gauge({ name: 'flowserve_queue_depth', help: 'Samples waiting in the batching queue.', labelNames: ['model', 'direction'], registers: [registry] }),
+    shed: new Counter({ name: 'flowserve_requests_shed_total', help: 'Requests refused because the queue was full.', labelNames: ['model', 'direction'], registers: [registry] }),
+    timedOut: new Counter({ name: 'flowserve_requests_timed_out_total', help: 'Requests that passed REQUEST_TIMEOUT_MS.', labelNames: ['model', 'direction'], registers: [registry] }),
+    modelInfo: new Gauge({ name: 'flowserve_model_info', help: 'Loaded models (value 1) with family, execution provider and status.', labelNames: ['model', 'family', 'provider', 'status'], registers: [registry] }),
+    workerRestarts: new Gauge({ name: 'flowserve_worker_restarts', help: 'Inference threads replaced after a crash since start.', registers: [registry] }),
+  };
+  return m;
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,0 +1,125 @@
+// Model packages on disk → validated, checksummed packages with their LU matrices built.
+// A package that fails any check is refused with the reason; the others still load.
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Value } from '@sinclair/typebox/value';
+import { LuFileSchema, ManifestSchema, type Manifest } from '../config/manifest-schema.js';
+import { buildLuConv, validateLuFactors, type LuConv } from '../flow/lu.js';
+import { product } from '../flow/layout.js';
+
+export const LU_RESIDUAL_TOLERANCE = 1e-5;
+
+export interface LuLayer extends LuConv {
+  name: string;
+  forwardInput: string;
+  inverseInput: string;
+}
+
+export interface ModelPackage {
+  name: string;
+  dir: string;
+  manifest: Manifest;
+  lu: LuLayer[];
+}
+
+export interface RefusedPackage {
+  name: string;
+  dir: string;
+  reason: string;
+}
+
+export class PackageError extends Error {}
+
+export async function sha256File(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+function firstSchemaError(schema: Parameters<typeof Value.Errors>[0], value: unknown): string | null {
+  const e = Value.Errors(schema, value).First();
+  return e ? `${e.path || '/'}: ${e.message}` : null;
+}
+
+async function readJson(path: string, what: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch {
+    throw new PackageError(`${what} is missing`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new PackageError(`${what} is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+export async function loadPackage(dir: string, name: string): Promise<ModelPackage> {
+  const manifestJson = await readJson(join(dir, 'flow.json'), 'flow.json');
+  const schemaError = firstSchemaError(ManifestSchema, manifestJson);
+  if (schemaError) throw new PackageError(`flow.json does not match the manifest schema: ${schemaError}`);
+  const manifest = manifestJson as Manifest;
+  if (manifest.name !== name) throw new PackageError(`flow.json names '${manifest.name}' but the folder is '${name}'`);
+
+  const referenced = [manifest.graphs.forward, manifest.graphs.inverse, manifest.graphs.weights, manifest.lu?.file].filter((f): f is string => !!f);
+  for (const f of referenced) if (!(f in manifest.files)) throw new PackageError(`flow.json files has no sha256 for '${f}'`);
+  for (const [file, expected] of Object.entries(manifest.files)) {
+    const path = join(dir, file);
+    try {
+      if (!(await stat(path)).isFile()) throw new Error();
+    } catch {
+      throw new PackageError(`${file} is missing`);
+    }
+    const actual = await sha256File(path);
+    if (actual !== expected) throw new PackageError(`${file} sha256 mismatch: manifest ${expected.slice(0, 12)}…, file ${actual.slice(0, 12)}… (tampered or truncated)`);
+  }
+
+  const dataDim = product(manifest.data.shape);
+  const latentDim = manifest.latent.parts.reduce((s, p) => s + product(p.shape), 0);
+  if (latentDim !== manifest.latent.size || dataDim !== manifest.latent.size)
+    throw new PackageError(`latent.size ${manifest.latent.size}, latent parts ${latentDim} and data shape ${dataDim} must agree`);
+  if (manifest.data.kind === 'image' && (manifest.data.shape.length !== 3 || manifest.data.range === null || manifest.data.bitDepth === null))
+    throw new PackageError('image models need data.shape [C, H, W], a range and a bit depth');
+
+  const lu: LuLayer[] = [];
+  if (manifest.lu) {
+    const luJson = await readJson(join(dir, manifest.lu.file), manifest.lu.file);
+    const luError = firstSchemaError(LuFileSchema, luJson);
+    if (luError) throw new PackageError(`${manifest.lu.file}: ${luError}`);
+    const layers = Value.Cast(LuFileSchema, luJson).layers;
+    if (layers.length !== manifest.lu.layers) throw new PackageError(`${manifest.lu.file} has ${layers.length} layers, flow.json says ${manifest.lu.layers}`);
+    for (const layer of layers) {
+      const bad = validateLuFactors(layer);
+      if (bad) throw new PackageError(`${manifest.lu.file} layer '${layer.name}': ${bad}`);
+      const conv = buildLuConv(layer);
+      if (!(conv.residual <= LU_RESIDUAL_TOLERANCE))
+        throw new PackageError(`${manifest.lu.file} layer '${layer.name}': ‖W·W⁻¹ − I‖∞ = ${conv.residual.toExponential(2)} > ${LU_RESIDUAL_TOLERANCE}`);
+      lu.push({ ...conv, name: layer.name, forwardInput: layer.forwardInput, inverseInput: layer.inverseInput });
+    }
+  }
+  return { name, dir, manifest, lu };
+}
+
+/** Every sub-folder of modelDir that holds a flow.json is a package. */
+export async function loadPackages(modelDir: string): Promise<{ loaded: ModelPackage[]; refused: RefusedPackage[] }> {
+  const entries = await readdir(modelDir, { withFileTypes: true });
+  const loaded: ModelPackage[] = [];
+  const refused: RefusedPackage[] = [];
+  for (const e of entries.filter((d) => d.isDirectory()).sort((a, b) => a.name.localeCompare(b.name))) {
+    const dir = join(modelDir, e.name);
+    try {
+      await stat(join(dir, 'flow.json'));
+    } catch {
+      continue;
+    }
+    try {
+      loaded.push(await loadPackage(dir, e.name));
+    } catch (err) {
+      refused.push({ name: e.name, dir, reason: err instanceof PackageError ? err.message : `unexpected error: ${(err as Error).message}` });
+    }
+  }
+  return { loaded, refused };
+}
