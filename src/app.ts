@@ -61,6 +61,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     metrics.requestDuration.observe(labels, (performance.now() - (request as unknown as { startedAt: number }).startedAt) / 1000);
   });
   registerAuth(app, config.apiKey);
+  // JSON (and multipart below) only: a text body is a 415, not a string to validate.
+  app.removeContentTypeParser('text/plain');
   await app.register(multipart, { limits: { fileSize: config.bodyLimitBytes, files: config.maxItemsPerRequest, fields: 8, parts: config.maxItemsPerRequest + 8 } });
   app.addSchema(ErrorResponse);
   await app.register(swagger, {

@@ -29,6 +29,9 @@ function fromValidation(err: FastifyError): AppError {
   if (first.keyword === 'additionalProperties') {
     field = fieldPath(field, `/${String(first.params?.additionalProperty)}`);
     rule = 'is not a known field';
+  } else if (first.keyword === 'type' && (first.params?.type === 'number' || first.params?.type === 'integer')) {
+    // ajv also refuses Infinity (JSON overflow such as 1e400) here
+    rule = `must be a finite ${first.params.type}`;
   } else if (first.keyword === 'required') {
     field = fieldPath(field, `/${String(first.params?.missingProperty)}`);
     rule = 'is required';
@@ -59,7 +62,6 @@ export function toAppError(err: FastifyError | Error, config: Config): AppError 
   const status = fe.statusCode ?? 500;
   if (err instanceof SyntaxError && status === 400) return new ValidationError(`body: not valid JSON (${err.message})`, { field: 'body', rule: 'json' });
   if (status === 404) return new AppError('ROUTE_NOT_FOUND', 'no such route');
-  if (status === 405) return new AppError('METHOD_NOT_ALLOWED', 'method not allowed on this route');
   if (status === 413) return new AppError('PAYLOAD_TOO_LARGE', `body: larger than BODY_LIMIT_BYTES=${config.bodyLimitBytes}`);
   if (status === 415) return new AppError('UNSUPPORTED_MEDIA_TYPE', 'content-type: unsupported media type');
   if (status >= 400 && status < 500) return new ValidationError(`request: ${fe.message}`);

@@ -12,9 +12,17 @@ const send = (m: WorkerResponse, transfer: ArrayBuffer[] = []) => port.postMessa
 port.on('message', async (msg: WorkerRequest) => {
   if (msg.type === 'init') {
     const reports: Record<string, SessionReport> = {};
+    let options = msg.options;
+    let cudaFailure: string | undefined;
     for (const spec of msg.sessions) {
       try {
-        const s = await createSession(spec.path, msg.options);
+        const s = await createSession(spec.path, options);
+        // Once CUDA fails to load in `auto`, don't retry (and re-log) it for every other session.
+        if (s.fallbackReason && !cudaFailure) {
+          cudaFailure = s.fallbackReason;
+          options = { ...options, provider: 'cpu' };
+        }
+        s.fallbackReason ??= cudaFailure;
         sessions.set(spec.key, s);
         reports[spec.key] = { ok: true, provider: s.provider, inputs: s.inputs, outputs: s.outputs, fallbackReason: s.fallbackReason };
       } catch (err) {

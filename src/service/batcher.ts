@@ -42,16 +42,16 @@ export class Batcher {
   constructor(private readonly o: BatcherOptions) {}
 
   /** Run `rows` samples; requests larger than a batch are split into batch-sized chunks. */
-  async submit(feeds: Record<string, TensorData>, rows: number): Promise<Record<string, TensorData>> {
+  async submit(feeds: Record<string, TensorData>, rows: number, timeoutMs = this.o.timeoutMs): Promise<Record<string, TensorData>> {
     const max = this.o.maxBatchSize;
-    if (rows <= max) return this.enqueue(feeds, rows);
+    if (rows <= max) return this.enqueue(feeds, rows, timeoutMs);
     if (this.queuedRows + rows > this.o.maxQueueSize) return this.shed();
     const chunks: Promise<Record<string, TensorData>>[] = [];
     for (let start = 0; start < rows; start += max) {
       const count = Math.min(max, rows - start);
       const part: Record<string, TensorData> = {};
       for (const [k, t] of Object.entries(feeds)) part[k] = sliceRows(t, start, count);
-      chunks.push(this.enqueue(part, count));
+      chunks.push(this.enqueue(part, count, timeoutMs));
     }
     const results = await Promise.all(chunks);
     const out: Record<string, TensorData> = {};
@@ -64,7 +64,7 @@ export class Batcher {
     throw new OverloadedError(this.o.model, this.o.direction, this.o.maxQueueSize);
   }
 
-  private enqueue(feeds: Record<string, TensorData>, rows: number): Promise<Record<string, TensorData>> {
+  private enqueue(feeds: Record<string, TensorData>, rows: number, timeoutMs: number): Promise<Record<string, TensorData>> {
     if (this.queuedRows + rows > this.o.maxQueueSize) this.shed();
     return new Promise((resolve, reject) => {
       const item: Item = {
@@ -83,8 +83,8 @@ export class Batcher {
             this.queuedRows -= item.rows;
           }
           this.o.onTimeout?.();
-          reject(new TimeoutError(this.o.model, this.o.timeoutMs));
-        }, this.o.timeoutMs),
+          reject(new TimeoutError(this.o.model, timeoutMs));
+        }, timeoutMs),
       };
       this.queue.push(item);
       this.queuedRows += rows;

@@ -63,9 +63,9 @@ export class FlowModel {
   }
 
   /** x: n flat rows in data space (already validated). */
-  async encode(x: ArrayLike<number>, n: number): Promise<Encoded> {
+  async encode(x: ArrayLike<number>, n: number, timeoutMs?: number): Promise<Encoded> {
     const { values: y, logDet: preLd } = this.pre.forward(x, n);
-    const out = await this.forwardBatcher.submit({ x: { dims: [n, ...this.manifest.data.shape], data: toFloat32(y) } }, n);
+    const out = await this.forwardBatcher.submit({ x: { dims: [n, ...this.manifest.data.shape], data: toFloat32(y) } }, n, timeoutMs);
     const parts = this.manifest.latent.parts;
     const latents = packLatents(parts, parts.map((p) => out[p.name].data), n);
     const graphLd = out.logDet.data;
@@ -75,12 +75,12 @@ export class FlowModel {
   }
 
   /** latents: n flat standard-normal rows. Outputs are in data space, unclamped. */
-  async decode(latents: ArrayLike<number>, n: number): Promise<Decoded> {
+  async decode(latents: ArrayLike<number>, n: number, timeoutMs?: number): Promise<Decoded> {
     const parts = this.manifest.latent.parts;
     const split = unpackLatents(parts, latents, n);
     const feeds: Record<string, TensorData> = {};
     parts.forEach((p, k) => (feeds[p.name] = { dims: [n, ...p.shape], data: split[k] }));
-    const out = await this.inverseBatcher.submit(feeds, n);
+    const out = await this.inverseBatcher.submit(feeds, n, timeoutMs);
     const { values: outputs, logDet: preLd } = this.pre.inverse(out.x.data, n);
     const graphLd = out.logDet.data;
     const logDet = new Float64Array(n);

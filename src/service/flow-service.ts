@@ -1,7 +1,7 @@
 // The service: loads the registry, starts the inference threads, warms every model up, and
 // answers encode / decode / sample / likelihood in terms of FlowModel. Knows nothing of HTTP.
 import type { Config } from '../config/config.js';
-import { AppError, InferenceError, ModelNotFoundError, ModelUnavailableError, NotReadyError } from '../errors.js';
+import { InferenceError, ModelNotFoundError, ModelUnavailableError, NotReadyError } from '../errors.js';
 import { normalizeScore, typicality } from '../flow/anomaly.js';
 import type { Provider } from '../runtime/session.js';
 import { WorkerCrashedError, WorkerPool, type PoolLogger } from '../runtime/worker-pool.js';
@@ -11,6 +11,8 @@ import { Batcher } from './batcher.js';
 import { FlowModel, type Likelihood } from './flow-model.js';
 import type { Metrics } from './metrics.js';
 import { loadPackages, type ModelPackage } from './registry.js';
+
+const WARM_UP_TIMEOUT_MS = 120_000;
 
 export type ModelStatus = 'loading' | 'ready' | 'unavailable';
 export type Direction = 'forward' | 'inverse';
@@ -172,8 +174,9 @@ export class FlowService {
   private async warmUp(model: FlowModel): Promise<void> {
     const range = model.manifest.data.range;
     const mid = range ? (range[0] + range[1]) / 2 : 0;
-    await model.encode(new Float64Array(model.dim).fill(mid), 1);
-    await model.decode(new Float64Array(model.dim), 1);
+    // Warm-up is not a request: it gets a generous deadline of its own.
+    await model.encode(new Float64Array(model.dim).fill(mid), 1, WARM_UP_TIMEOUT_MS);
+    await model.decode(new Float64Array(model.dim), 1, WARM_UP_TIMEOUT_MS);
   }
 
   /** The served model for a request: 503 while starting, 404 unknown, 503 refused. */
@@ -205,10 +208,6 @@ export class FlowService {
   /** Public description of every known model (GET /models). */
   describe(): ModelState[] {
     return [...this.states.values()];
-  }
-
-  isAppError(err: unknown): err is AppError {
-    return err instanceof AppError;
   }
 }
 

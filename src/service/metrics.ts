@@ -8,6 +8,9 @@ const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
 export function createMetrics() {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  // prom-client names these gauges *_total, which promtool rejects; the per-type gauges without the
+  // suffix (nodejs_active_handles, …) carry the same numbers.
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) registry.removeSingleMetric(name);
   const m = {
     registry,
     requests: new Counter({ name: 'flowserve_http_requests_total', help: 'HTTP requests by route, model and status code.', labelNames: ['route', 'model', 'status'], registers: [registry] }),

@@ -1,0 +1,21 @@
+# flowserve: CPU image (default). For CUDA see README "GPU".
+# syntax=docker/dockerfile:1
+FROM node:20-bookworm-slim AS deps
+WORKDIR /app
+ENV ONNXRUNTIME_NODE_INSTALL=skip
+COPY package.json package-lock.json .npmrc ./
+RUN npm ci --omit=dev --no-audit --no-fund
+
+FROM node:20-bookworm-slim AS runtime
+ENV NODE_ENV=production HOST=0.0.0.0 PORT=8080 MODEL_DIR=/app/models EXECUTION_PROVIDER=cpu
+WORKDIR /app
+COPY --from=deps /app/node_modules ./node_modules
+COPY package.json tsconfig.json openapi.yaml ./
+COPY src ./src
+COPY models ./models
+USER node
+EXPOSE 8080
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
+  CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+# Direct node (not npm) so SIGTERM reaches the server and it drains in-flight requests.
+CMD ["node", "--import", "tsx", "src/server.ts"]

@@ -1,0 +1,134 @@
+// The four inference routes on every shipped model, through the HTTP layer (app.inject).
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { FastifyInstance } from 'fastify';
+import sharp from 'sharp';
+import { post, testApp } from '../helpers/app.js';
+import { maxAbs, mnistTestImages, relErr, shippedPackages } from '../helpers/packages.js';
+import { HALF_LOG_2PI } from '../../src/flow/prior.js';
+
+let app: FastifyInstance;
+before(async () => {
+  app = await testApp();
+});
+after(() => app.close());
+
+const packages = shippedPackages();
+const imageModel = packages.find((p) => p.manifest.data.kind === 'image');
+
+for (const pkg of packages) {
+  const { name, reference: ref } = pkg;
+
+  test(`${name}: encode → decode returns the inputs (max abs error ≤ 1e-4)`, async () => {
+    const enc = await post(app, '/encode', { model: name, inputs: ref.inputs });
+    assert.equal(enc.status, 200);
+    assert.equal(enc.body.latents.length, ref.inputs.length);
+    const dec = await post(app, '/decode', { model: name, latents: enc.body.latents, format: 'array' });
+    assert.equal(dec.status, 200);
+    assert.ok(maxAbs(dec.body.outputs, ref.inputs) <= 1e-4, `max error ${maxAbs(dec.body.outputs, ref.inputs)}`);
+  });
+
+  test(`${name}: /likelihood = Σ log N(latent) + logDet from /encode, and matches reference.json (1e-4 relative)`, async () => {
+    const [enc, lik] = await Promise.all([post(app, '/encode', { model: name, inputs: ref.inputs }), post(app, '/likelihood', { model: name, inputs: ref.inputs })]);
+    assert.equal(lik.status, 200);
+    lik.body.results.forEach((r: { logLikelihood: number; bitsPerDim: number }, i: number) => {
+      const z: number[] = enc.body.latents[i];
+      const fromEncode = z.reduce((s, v) => s - 0.5 * v * v, 0) - z.length * HALF_LOG_2PI + enc.body.logDet[i];
+      assert.ok(relErr(r.logLikelihood, fromEncode) < 1e-9, `${r.logLikelihood} vs ${fromEncode}`);
+      assert.ok(relErr(r.logLikelihood, ref.logProb[i]) <= 1e-4, `input ${i}: ${r.logLikelihood} vs reference ${ref.logProb[i]}`);
+      assert.ok(Number.isFinite(r.bitsPerDim));
+    });
+  });
+
+  test(`${name}: seeded sampling is reproducible, and the seed is returned`, async () => {
+    const format = 'array';
+    const a = await post(app, '/sample', { model: name, count: 3, seed: 1234, format });
+    const b = await post(app, '/sample', { model: name, count: 3, seed: 1234, format });
+    const c = await post(app, '/sample', { model: name, count: 3, seed: 1235, format });
+    assert.equal(a.status, 200);
+    assert.equal(a.body.seed, 1234);
+    assert.equal(a.body.temperature, pkg.manifest.defaultTemperature);
+    assert.deepEqual(a.body.outputs, b.body.outputs);
+    assert.notDeepEqual(a.body.outputs, c.body.outputs);
+    const random = await post(app, '/sample', { model: name, count: 1, format });
+    assert.ok(Number.isInteger(random.body.seed));
+  });
+
+  test(`${name}: the latents of samples have std ≈ T`, async () => {
+    for (const temperature of [0.5, 1]) {
+      const s = await post(app, '/sample', { model: name, count: 64, seed: 5, temperature, format: 'array' });
+      const enc = await post(app, '/encode', { model: name, inputs: pkg.manifest.data.range ? s.body.outputs.map((r: number[]) => r.map((v) => Math.min(1, Math.max(0, v)))) : s.body.outputs });
+      assert.equal(enc.status, 200, JSON.stringify(enc.body).slice(0, 300));
+      const z: number[] = enc.body.latents.flat();
+      const std = Math.sqrt(z.reduce((acc, v) => acc + v * v, 0) / z.length);
+      // image samples are clamped to the data range before encoding, which perturbs a few pixels
+      const tol = pkg.manifest.data.range ? 0.15 : 0.06;
+      assert.ok(Math.abs(std / temperature - 1) < tol, `T=${temperature}: latent std ${std}`);
+    }
+  });
+}
+
+test('vector model: /sample returns arrays by default', async () => {
+  const vec = packages.find((p) => p.manifest.data.kind === 'vector');
+  assert.ok(vec, 'a vector model is shipped');
+  const s = await post(app, '/sample', { model: vec.name, count: 2, seed: 3 });
+  assert.equal(s.status, 200);
+  assert.equal(s.body.outputs.length, 2);
+  assert.equal(s.body.images, undefined);
+  assert.equal(s.body.logLikelihood.length, 2);
+});
+
+test('image model: /sample gives PNGs by default, which /likelihood and /encode accept (JSON and multipart)', { skip: !imageModel && 'no image model shipped' }, async () => {
+  const name = imageModel!.name;
+  const [c, h, w] = imageModel!.manifest.data.shape;
+  const s = await post(app, '/sample', { model: name, count: 2, seed: 9 });
+  assert.equal(s.status, 200);
+  assert.equal(s.body.images.length, 2);
+  const png = Buffer.from(s.body.images[0], 'base64');
+  const meta = await sharp(png).metadata();
+  assert.deepEqual([meta.format, meta.width, meta.height, meta.channels], ['png', w, h, c]);
+
+  const lik = await post(app, '/likelihood', { model: name, images: s.body.images });
+  assert.equal(lik.status, 200);
+  assert.equal(lik.body.results.length, 2);
+
+  const form = new FormData();
+  form.append('model', name);
+  form.append('file', new Blob([png], { type: 'image/png' }), 'a.png');
+  const res = await app.inject({ method: 'POST', url: '/likelihood', body: form as never });
+  assert.equal(res.statusCode, 200, res.body);
+  assert.ok(Math.abs(res.json().results[0].logLikelihood - lik.body.results[0].logLikelihood) < 1e-6);
+
+  const form2 = new FormData();
+  form2.append('model', name);
+  form2.append('images', new Blob([png], { type: 'image/png' }), 'a.png');
+  const enc = await app.inject({ method: 'POST', url: '/encode', body: form2 as never });
+  assert.equal(enc.statusCode, 200, enc.body);
+  assert.equal(enc.json().latents[0].length, c * h * w);
+});
+
+test('image model: a PNG of an MNIST digit scores the same as its pixel-centre array', { skip: !imageModel && 'no image model shipped' }, async () => {
+  const name = imageModel!.name;
+  const { pixels, rows } = mnistTestImages(1);
+  const png = await sharp(Buffer.from(pixels[0]), { raw: { width: 28, height: 28, channels: 1 } }).png().toBuffer();
+  const a = await post(app, '/likelihood', { model: name, images: [png.toString('base64')] });
+  const b = await post(app, '/likelihood', { model: name, inputs: rows });
+  assert.equal(a.status, 200);
+  assert.ok(Math.abs(a.body.results[0].logLikelihood - b.body.results[0].logLikelihood) < 1e-6);
+});
+
+test('image model: /decode format png and resize for other image sizes', { skip: !imageModel && 'no image model shipped' }, async () => {
+  const name = imageModel!.name;
+  const { rows, pixels } = mnistTestImages(1, 5);
+  const enc = await post(app, '/encode', { model: name, inputs: rows });
+  const dec = await post(app, '/decode', { model: name, latents: enc.body.latents, format: 'png' });
+  assert.equal(dec.status, 200);
+  const { data } = await sharp(Buffer.from(dec.body.images[0], 'base64')).raw().toBuffer({ resolveWithObject: true });
+  assert.deepEqual(new Uint8Array(data), pixels[0], 'decode(encode(image)) reproduces the pixels');
+
+  const big = await sharp(Buffer.from(pixels[0]), { raw: { width: 28, height: 28, channels: 1 } }).resize(56, 56).png().toBuffer();
+  const refused = await post(app, '/likelihood', { model: name, images: [big.toString('base64')] });
+  assert.equal(refused.status, 400);
+  const resized = await post(app, '/likelihood', { model: name, images: [big.toString('base64')], resize: true });
+  assert.equal(resized.status, 200);
+});
