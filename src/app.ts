@@ -8,7 +8,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Config } from './config/config.js';
 import { registerAuth } from './http/auth.js';
-import { registerErrorHandling } from './http/error-handler.js';
+import { MAX_PARAM_LENGTH, frameworkErrorHandler, registerErrorHandling } from './http/error-handler.js';
 import { inferenceRoutes } from './http/routes/inference.js';
 import { modelRoutes } from './http/routes/models.js';
 import { ErrorResponse } from './http/schemas.js';
@@ -34,16 +34,17 @@ export const OPENAPI_INFO = {
 };
 
 export async function buildApp(config: Config, options: BuildOptions = {}): Promise<FastifyInstance> {
+  const metrics = createMetrics();
   const app = Fastify({
     logger: options.logger ?? { level: config.logLevel },
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    frameworkErrors: frameworkErrorHandler(config, metrics),
     bodyLimit: config.bodyLimitBytes,
     // Strict bodies: no type coercion, unknown fields refused rather than dropped.
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
-    forceCloseConnections: false,
     return503OnClosing: true,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
-  const metrics = createMetrics();
   const service = new FlowService(config, metrics, app.log);
   app.decorate('flowserve', service);
   app.decorateRequest('flowModel', '');

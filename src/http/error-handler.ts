@@ -6,6 +6,8 @@ import { AppError, ValidationError } from '../errors.js';
 import type { Config } from '../config/config.js';
 import type { Metrics } from '../service/metrics.js';
 
+export const MAX_PARAM_LENGTH = 100;
+
 interface AjvLikeError {
   instancePath?: string;
   keyword?: string;
@@ -50,6 +52,10 @@ export function toAppError(err: FastifyError | Error, config: Config): AppError 
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
     case 'FST_INVALID_MULTIPART_CONTENT_TYPE':
       return new AppError('UNSUPPORTED_MEDIA_TYPE', 'content-type: send application/json (or multipart/form-data with images for /encode and /likelihood)', { field: 'content-type' });
+    case 'FST_ERR_BAD_URL':
+      return new ValidationError('path: malformed URL', { field: 'path', rule: 'url' });
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return new ValidationError(`path: a path parameter is longer than ${MAX_PARAM_LENGTH} characters`, { field: 'path', rule: 'maxLength' });
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return new ValidationError('body: must not be empty', { field: 'body', rule: 'required' });
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
@@ -72,6 +78,11 @@ export function sendError(reply: FastifyReply, err: AppError, metrics: Metrics):
   metrics.errors.inc({ code: err.code });
   if (err.retryAfter !== undefined) reply.header('retry-after', String(err.retryAfter));
   return reply.code(err.statusCode).type('application/json').send({ error: { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) } });
+}
+
+/** For Fastify's `frameworkErrors` option: router-level failures before any route runs. */
+export function frameworkErrorHandler(config: Config, metrics: Metrics) {
+  return (error: FastifyError, _request: FastifyRequest, reply: FastifyReply) => sendError(reply, toAppError(error, config), metrics);
 }
 
 export function registerErrorHandling(app: FastifyInstance, config: Config, metrics: Metrics): void {

@@ -12,6 +12,8 @@ export interface BatcherOptions {
   direction: 'forward' | 'inverse';
   maxBatchSize: number;
   maxQueueDelayMs: number;
+  /** false: each request runs as its own inference (no merging, no waiting). */
+  merge: boolean;
   maxQueueSize: number;
   timeoutMs: number;
   maxInflight: number;
@@ -95,7 +97,7 @@ export class Batcher {
   private schedule(): void {
     while (this.inflight < this.o.maxInflight && this.queue.length > 0) {
       const waited = performance.now() - this.queue[0].enqueuedAt;
-      if (this.queuedRows < this.o.maxBatchSize && waited < this.o.maxQueueDelayMs) {
+      if (this.o.merge && this.queuedRows < this.o.maxBatchSize && waited < this.o.maxQueueDelayMs) {
         if (!this.flushTimer)
           this.flushTimer = setTimeout(() => {
             this.flushTimer = null;
@@ -110,7 +112,7 @@ export class Batcher {
   private dispatch(): void {
     const batch: Item[] = [];
     let rows = 0;
-    while (this.queue.length > 0 && (batch.length === 0 || rows + this.queue[0].rows <= this.o.maxBatchSize)) {
+    while (this.queue.length > 0 && (batch.length === 0 || (this.o.merge && rows + this.queue[0].rows <= this.o.maxBatchSize))) {
       const item = this.queue.shift()!;
       this.queuedRows -= item.rows;
       batch.push(item);

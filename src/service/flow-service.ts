@@ -144,6 +144,7 @@ export class FlowService {
       direction,
       maxBatchSize: c.maxBatchSize,
       maxQueueDelayMs: c.maxQueueDelayMs,
+      merge: c.dynamicBatching,
       maxQueueSize: c.maxQueueSize,
       timeoutMs: c.requestTimeoutMs,
       maxInflight: c.workerThreads,

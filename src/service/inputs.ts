@@ -46,3 +46,12 @@ export async function rowsFromImages(field: string, images: Buffer[], model: Flo
   }
   return out;
 }
+
+/** Float32 inference can overflow for extreme but finite inputs: refuse those rows by name. */
+export function assertFiniteRows(field: string, values: ArrayLike<number>, perRow: ArrayLike<number> | null, n: number, d: number, what: string): void {
+  for (let i = 0; i < n; i++) {
+    let ok = perRow === null || Number.isFinite(perRow[i]);
+    for (let j = i * d, end = j + d; ok && j < end; j++) ok = Number.isFinite(values[j]);
+    if (!ok) throw new InvalidInputError(`${field}[${i}]`, `${what} non-finite values: it lies outside the range the model can represent in float32`);
+  }
+}

@@ -12,6 +12,7 @@ function fake(over: Partial<BatcherOptions> = {}, delayMs = 5) {
     direction: 'forward',
     maxBatchSize: 8,
     maxQueueDelayMs: 5,
+    merge: true,
     maxQueueSize: 64,
     timeoutMs: 1000,
     maxInflight: 1,
@@ -84,4 +85,10 @@ test('a failing run fails only its own batch', async () => {
   await assert.rejects(submit([1]), /boom/);
   const ok = await submit([2]);
   assert.deepEqual(Array.from(ok.y.data), [2]);
+});
+
+test('with merging off every request runs alone', async () => {
+  const { batches, submit } = fake({ merge: false });
+  await Promise.all([submit([1]), submit([2, 3]), submit([4])]);
+  assert.deepEqual(batches, [1, 2, 1]);
 });

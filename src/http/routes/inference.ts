@@ -8,7 +8,7 @@ import { MAX_SEED, randomSeed } from '../../flow/random.js';
 import { encodePng } from '../../imaging/image-codec.js';
 import type { FlowModel } from '../../service/flow-model.js';
 import type { FlowService } from '../../service/flow-service.js';
-import { checkCount, decodeBase64, rowsFromArrays, rowsFromImages } from '../../service/inputs.js';
+import { assertFiniteRows, checkCount, decodeBase64, rowsFromArrays, rowsFromImages } from '../../service/inputs.js';
 import {
   DataBody,
   DecodeBody,
@@ -48,7 +48,7 @@ export function inferenceRoutes(app: FastifyInstance, service: FlowService, conf
   };
 
   /** JSON {inputs | images} or multipart image files → validated data-space rows. */
-  async function readData(request: FastifyRequest): Promise<{ model: FlowModel; x: Float64Array; n: number }> {
+  async function readData(request: FastifyRequest): Promise<{ model: FlowModel; x: Float64Array; n: number; field: string }> {
     if (request.isMultipart()) {
       const files: Buffer[] = [];
       const fields: Record<string, string> = {};
@@ -61,20 +61,20 @@ export function inferenceRoutes(app: FastifyInstance, service: FlowService, conf
       const model = pick(request, fields.model);
       checkCount('images', files.length, config.maxItemsPerRequest, 'MAX_ITEMS_PER_REQUEST');
       const x = await rowsFromImages('images', files, model, { resize: fields.resize === 'true', maxPixels: config.maxImagePixels });
-      return { model, x, n: files.length };
+      return { model, x, n: files.length, field: 'images' };
     }
     const body = request.body as DataBody;
     const model = pick(request, body.model);
     if ((body.inputs === undefined) === (body.images === undefined)) throw new InvalidInputError('inputs', 'send exactly one of "inputs" or "images"');
     if (body.inputs) {
       checkCount('inputs', body.inputs.length, config.maxItemsPerRequest, 'MAX_ITEMS_PER_REQUEST');
-      return { model, x: rowsFromArrays('inputs', body.inputs, model, model.manifest.data.range as [number, number] | null), n: body.inputs.length };
+      return { model, x: rowsFromArrays('inputs', body.inputs, model, model.manifest.data.range as [number, number] | null), n: body.inputs.length, field: 'inputs' };
     }
     const images = body.images!;
     checkCount('images', images.length, config.maxItemsPerRequest, 'MAX_ITEMS_PER_REQUEST');
     const buffers = images.map((s, i) => decodeBase64(`images[${i}]`, s));
     const x = await rowsFromImages('images', buffers, model, { resize: body.resize ?? false, maxPixels: config.maxImagePixels });
-    return { model, x, n: images.length };
+    return { model, x, n: images.length, field: 'images' };
   }
 
   async function render(model: FlowModel, outputs: Float64Array, n: number, format: 'array' | 'png') {
@@ -93,8 +93,9 @@ export function inferenceRoutes(app: FastifyInstance, service: FlowService, conf
   r.post('/encode', {
     schema: { summary: 'Map data to standard-normal latents (forward).', tags: ['inference'], consumes: ['application/json', 'multipart/form-data'], body: dataBodySchema as never, response: { 200: EncodeResponse, ...inferenceErrors } },
     handler: async (request) => {
-      const { model, x, n } = await readData(request);
+      const { model, x, n, field } = await readData(request);
       const { latents, logDet } = await model.encode(x, n);
+      assertFiniteRows(field, latents, logDet, n, model.dim, 'maps to');
       return { model: model.name, latents: toRows(latents, n, model.dim), logDet: Array.from(logDet) };
     },
   });
@@ -108,6 +109,7 @@ export function inferenceRoutes(app: FastifyInstance, service: FlowService, conf
       const z = rowsFromArrays('latents', body.latents, model, null);
       const n = body.latents.length;
       const { outputs } = await model.decode(z, n);
+      assertFiniteRows('latents', outputs, null, n, model.dim, 'decodes to');
       return { model: model.name, ...(await render(model, outputs, n, body.format ?? 'array')) };
     },
   });
@@ -136,8 +138,10 @@ export function inferenceRoutes(app: FastifyInstance, service: FlowService, conf
       response: { 200: LikelihoodResponse, ...inferenceErrors },
     },
     handler: async (request) => {
-      const { model, x, n } = await readData(request);
-      return { model: model.name, results: await service.likelihood(model, x, n) };
+      const { model, x, n, field } = await readData(request);
+      const results = await service.likelihood(model, x, n);
+      assertFiniteRows(field, results.map((r) => r.logLikelihood), null, n, 1, 'has a log-likelihood with');
+      return { model: model.name, results };
     },
   });
 }
