@@ -65,6 +65,8 @@ export const ManifestSchema = Type.Object({
         defaultScore: Type.String(),
         targetFalsePositiveRate: Type.Number({ exclusiveMinimum: 0, exclusiveMaximum: 1 }),
         scores: Type.Record(Type.String(), ScoreStats),
+        /** Evenly spaced quantiles (min … max) of the held-out NLL, for the batch typicality bootstrap. */
+        nllQuantiles: Type.Optional(Type.Array(Type.Number(), { minItems: 2 })),
       },
       { additionalProperties: true },
     ),

@@ -12,3 +12,51 @@ export function normalizeScore(score: number, stats: Pick<ScoreStats, 'threshold
   const v = (score - stats.threshold) / (span > 0 ? span : 1) + 0.5;
   return Math.min(1, Math.max(0, v));
 }
+
+// Input complexity (Serrà et al. 2020): S(x) = −log₂ P(x) − L(x), in bits, where −log₂ P(x) = D·bpd
+// is the model's code length of the 8-bit image and L(x) its lossless-compressed length.
+export function complexityScore(bitsPerDim: number, dim: number, compressedBits: number): number {
+  return bitsPerDim * dim - compressedBits;
+}
+
+/** Inverse CDF from evenly spaced quantiles q[0] = min … q[k] = max, linear in between. */
+export function quantileFunction(q: readonly number[]): (u: number) => number {
+  const k = q.length - 1;
+  return (u) => {
+    const pos = Math.min(Math.max(u, 0), 1) * k;
+    const i = Math.min(Math.floor(pos), k - 1);
+    return q[i] + (pos - i) * (q[i + 1] - q[i]);
+  };
+}
+
+export interface BatchTypicality {
+  batchSize: number;
+  /** |mean NLL of the batch − in-distribution mean NLL|, nats. */
+  statistic: number;
+  /** The (1 − α) quantile of the statistic over bootstrap batches of in-distribution data. */
+  threshold: number;
+  pValue: number;
+  isOutOfDistribution: boolean;
+  bootstrapBatches: number;
+}
+
+// Typicality test (Nalisnick et al. 2019b): a batch is out of distribution when its mean NLL is far
+// from the in-distribution entropy estimate Ĥ; the threshold comes from bootstrap batches of the
+// same size drawn (seeded) from the held-out NLL distribution.
+export function batchTypicality(nlls: readonly number[], entropy: number, nllQuantiles: readonly number[], alpha: number, draw: () => number, bootstrapBatches = 2000): BatchTypicality {
+  const m = nlls.length;
+  const statistic = Math.abs(nlls.reduce((a, b) => a + b, 0) / m - entropy);
+  const inv = quantileFunction(nllQuantiles);
+  const boot = new Float64Array(bootstrapBatches);
+  for (let b = 0; b < bootstrapBatches; b++) {
+    let s = 0;
+    for (let i = 0; i < m; i++) s += inv(draw());
+    boot[b] = Math.abs(s / m - entropy);
+  }
+  boot.sort();
+  const threshold = boot[Math.min(bootstrapBatches - 1, Math.floor((1 - alpha) * bootstrapBatches))];
+  let atLeast = 0;
+  for (const v of boot) if (v >= statistic) atLeast++;
+  const pValue = (1 + atLeast) / (bootstrapBatches + 1);
+  return { batchSize: m, statistic, threshold, pValue, isOutOfDistribution: statistic > threshold, bootstrapBatches };
+}

@@ -24,6 +24,7 @@ export const DataBody = Type.Object(
     inputs: Type.Optional(Rows('Flat row-major samples in data space (images: values in [0, 1]).')),
     images: Type.Optional(Images),
     resize: Type.Optional(Resize),
+    batchTest: Type.Optional(Type.Boolean({ default: false, description: '/likelihood only: also test whether the batch as a whole comes from the training distribution (typicality test).' })),
   },
   { additionalProperties: false, description: 'Exactly one of inputs or images.' },
 );
@@ -32,6 +33,7 @@ export type DataBody = Static<typeof DataBody>;
 export const MultipartBody = Type.Object({
   model: Type.Optional(Type.String({ description: 'Model name.' })),
   resize: Type.Optional(Type.String({ enum: ['true', 'false'] })),
+  batchTest: Type.Optional(Type.String({ enum: ['true', 'false'] })),
   images: Type.Array(Type.String({ format: 'binary' }), { description: 'One or more image files (any field name).' }),
 });
 
@@ -84,12 +86,27 @@ export const LikelihoodResult = Type.Object({
   scores: Type.Object({
     nll: Type.Number({ description: '−log p(x), nats.' }),
     typicality: Type.Union([Type.Number(), Type.Null()], { description: '|nll − mean| / std over in-distribution held-out data.' }),
+    complexity: Type.Union([Type.Number(), Type.Null()], {
+      description: 'Input-complexity-corrected code length (Serrà et al. 2020), bits: D·bitsPerDim − L(x), L(x) = 8 × length of the 8-bit image as PNG at maximum compression. null for vector models.',
+    }),
   }),
   anomalyScore: Type.Union([Type.Number(), Type.Null()], { description: "The model's default score normalized to [0, 1]; 0.5 is the threshold (null if the model has no calibration)." }),
   isAnomaly: Type.Union([Type.Boolean(), Type.Null()]),
 });
 
-export const LikelihoodResponse = Type.Object({ model: Type.String(), results: Type.Array(LikelihoodResult) });
+export const BatchTestResult = Type.Object(
+  {
+    batchSize: Type.Integer(),
+    statistic: Type.Number({ description: '|mean NLL of the batch − in-distribution mean NLL|, nats.' }),
+    threshold: Type.Number({ description: 'Bootstrap (1 − α) quantile of the statistic for in-distribution batches of this size.' }),
+    pValue: Type.Number({ description: 'Bootstrap p-value that the batch comes from the training distribution.' }),
+    isOutOfDistribution: Type.Boolean(),
+    bootstrapBatches: Type.Integer(),
+  },
+  { description: 'Batch typicality test (Nalisnick et al. 2019b), when batchTest is true.' },
+);
+
+export const LikelihoodResponse = Type.Object({ model: Type.String(), results: Type.Array(LikelihoodResult), batchTest: Type.Optional(BatchTestResult) });
 
 export const ErrorResponse = Type.Object(
   {

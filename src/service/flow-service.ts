@@ -2,7 +2,10 @@
 // answers encode / decode / sample / likelihood in terms of FlowModel. Knows nothing of HTTP.
 import type { Config } from '../config/config.js';
 import { InferenceError, ModelNotFoundError, ModelUnavailableError, NotReadyError } from '../errors.js';
-import { normalizeScore, typicality } from '../flow/anomaly.js';
+import { batchTypicality, complexityScore, normalizeScore, typicality, type BatchTypicality } from '../flow/anomaly.js';
+import { dataToPixels } from '../flow/quantize.js';
+import { Rng } from '../flow/random.js';
+import { encodePng } from '../imaging/image-codec.js';
 import type { Provider } from '../runtime/session.js';
 import { WorkerCrashedError, WorkerPool, type PoolLogger } from '../runtime/worker-pool.js';
 import type { SessionReport } from '../runtime/protocol.js';
@@ -26,7 +29,7 @@ export interface ModelState {
 }
 
 export interface ScoredLikelihood extends Likelihood {
-  scores: { nll: number; typicality: number | null };
+  scores: { nll: number; typicality: number | null; complexity: number | null };
   anomalyScore: number | null;
   isAnomaly: boolean | null;
 }
@@ -191,14 +194,24 @@ export class FlowService {
     throw new ModelNotFoundError(wanted, [...this.states.keys()]);
   }
 
-  /** Likelihood plus calibrated anomaly scores (docs/model-package.md, calibration). */
-  async likelihood(model: FlowModel, x: ArrayLike<number>, n: number): Promise<ScoredLikelihood[]> {
-    const results = await model.likelihood(x, n);
+  /**
+   * Likelihood plus anomaly scores (docs/anomaly.md): nll, typicality and, for image models, input
+   * complexity; the manifest's default score normalized against held-out calibration statistics.
+   */
+  async likelihood(model: FlowModel, x: Float64Array, n: number, opts: { complexity?: boolean } = {}): Promise<ScoredLikelihood[]> {
+    const { data } = model.manifest;
+    const withComplexity = (opts.complexity ?? true) && data.kind === 'image' && data.bitDepth !== null;
+    // PNG lengths are computed on libuv's pool while the flow runs on the inference thread.
+    const [results, pngBits] = await Promise.all([model.likelihood(x, n), withComplexity ? compressedBits(x, n, model) : null]);
     const cal = model.manifest.calibration;
     const nllStats = cal?.scores.nll;
-    return results.map((r) => {
+    return results.map((r, i) => {
       const nll = -r.logLikelihood;
-      const scores = { nll, typicality: nllStats ? typicality(nll, nllStats) : null };
+      const scores = {
+        nll,
+        typicality: nllStats ? typicality(nll, nllStats) : null,
+        complexity: pngBits ? complexityScore(r.bitsPerDim, model.dim, pngBits[i]) : null,
+      };
       const chosen = cal ? (scores as Record<string, number | null>)[cal.defaultScore] : null;
       const stats = cal?.scores[cal.defaultScore];
       const anomalyScore = chosen != null && stats ? normalizeScore(chosen, stats) : null;
@@ -210,6 +223,26 @@ export class FlowService {
   describe(): ModelState[] {
     return [...this.states.values()];
   }
+}
+
+/** L(x) in bits: the 8-bit image's length as PNG at maximum compression. */
+async function compressedBits(x: Float64Array, n: number, model: FlowModel): Promise<number[]> {
+  const { shape, bitDepth } = model.manifest.data;
+  const [c, h, w] = shape;
+  return Promise.all(
+    Array.from({ length: n }, async (_, i) => {
+      const pixels = dataToPixels(x.subarray(i * model.dim, (i + 1) * model.dim), bitDepth!) as Uint8Array;
+      return 8 * (await encodePng(pixels, c, h, w)).length;
+    }),
+  );
+}
+
+/** Batch typicality test against the held-out NLL distribution, seeded so answers repeat. */
+export function batchTest(model: FlowModel, results: ScoredLikelihood[]): BatchTypicality | null {
+  const cal = model.manifest.calibration;
+  if (!cal?.nllQuantiles || !cal.scores.nll) return null;
+  const rng = new Rng(0x5eed ^ results.length);
+  return batchTypicality(results.map((r) => r.scores.nll), cal.scores.nll.mean, cal.nllQuantiles, cal.targetFalsePositiveRate, () => rng.nextOpen01());
 }
 
 function sessionProblem(pkg: ModelPackage, fwd?: SessionReport, inv?: SessionReport): string | null {

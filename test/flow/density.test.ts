@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { bitsPerDim, logProbability } from '../../src/flow/density.js';
-import { normalizeScore, typicality } from '../../src/flow/anomaly.js';
 import { dataToPixels, pixelsToData } from '../../src/flow/quantize.js';
 import { HALF_LOG_2PI } from '../../src/flow/prior.js';
 
@@ -16,15 +15,6 @@ test('bits/dim: uniform density on [0,1]^D is 8 bits/dim at 8-bit depth', () => 
   assert.ok(Math.abs(bitsPerDim(784 * Math.log(256), 784, 8)) < 1e-12);
   // vectors: continuous code length
   assert.ok(Math.abs(bitsPerDim(-2 * Math.LN2, 2, null) - 1) < 1e-12);
-});
-
-test('anomaly normalization maps the threshold to 0.5 and clamps', () => {
-  const stats = { threshold: 10, min: 0, max: 20, mean: 8, std: 2 };
-  assert.equal(normalizeScore(10, stats), 0.5);
-  assert.equal(normalizeScore(15, stats), 0.75);
-  assert.equal(normalizeScore(1e9, stats), 1);
-  assert.equal(normalizeScore(-1e9, stats), 0);
-  assert.equal(typicality(4, stats), 2);
 });
 
 test('pixels ↔ data: k ↦ (k + 0.5)/256 and back', () => {

@@ -7,7 +7,7 @@ import { dataToPixels } from '../../flow/quantize.js';
 import { MAX_SEED, randomSeed } from '../../flow/random.js';
 import { encodePng } from '../../imaging/image-codec.js';
 import type { FlowModel } from '../../service/flow-model.js';
-import type { FlowService } from '../../service/flow-service.js';
+import { batchTest, type FlowService } from '../../service/flow-service.js';
 import { assertFiniteRows, checkCount, decodeBase64, rowsFromArrays, rowsFromImages } from '../../service/inputs.js';
 import {
   DataBody,
@@ -48,7 +48,7 @@ export function inferenceRoutes(app: FastifyInstance, service: FlowService, conf
   };
 
   /** JSON {inputs | images} or multipart image files → validated data-space rows. */
-  async function readData(request: FastifyRequest): Promise<{ model: FlowModel; x: Float64Array; n: number; field: string }> {
+  async function readData(request: FastifyRequest): Promise<{ model: FlowModel; x: Float64Array; n: number; field: string; batchTest: boolean }> {
     if (request.isMultipart()) {
       const files: Buffer[] = [];
       const fields: Record<string, string> = {};
@@ -56,25 +56,25 @@ export function inferenceRoutes(app: FastifyInstance, service: FlowService, conf
         if (part.type === 'file') files.push(await part.toBuffer());
         else fields[part.fieldname] = String(part.value);
       }
-      for (const f of Object.keys(fields)) if (f !== 'model' && f !== 'resize') throw new InvalidInputError(f, 'is not a known field (multipart takes model, resize and image files)');
-      if (fields.resize !== undefined && fields.resize !== 'true' && fields.resize !== 'false') throw new InvalidInputError('resize', 'must be true or false');
+      for (const f of Object.keys(fields)) if (!['model', 'resize', 'batchTest'].includes(f)) throw new InvalidInputError(f, 'is not a known field (multipart takes model, resize, batchTest and image files)');
+      for (const f of ['resize', 'batchTest']) if (fields[f] !== undefined && fields[f] !== 'true' && fields[f] !== 'false') throw new InvalidInputError(f, 'must be true or false');
       const model = pick(request, fields.model);
       checkCount('images', files.length, config.maxItemsPerRequest, 'MAX_ITEMS_PER_REQUEST');
       const x = await rowsFromImages('images', files, model, { resize: fields.resize === 'true', maxPixels: config.maxImagePixels });
-      return { model, x, n: files.length, field: 'images' };
+      return { model, x, n: files.length, field: 'images', batchTest: fields.batchTest === 'true' };
     }
     const body = request.body as DataBody;
     const model = pick(request, body.model);
     if ((body.inputs === undefined) === (body.images === undefined)) throw new InvalidInputError('inputs', 'send exactly one of "inputs" or "images"');
     if (body.inputs) {
       checkCount('inputs', body.inputs.length, config.maxItemsPerRequest, 'MAX_ITEMS_PER_REQUEST');
-      return { model, x: rowsFromArrays('inputs', body.inputs, model, model.manifest.data.range as [number, number] | null), n: body.inputs.length, field: 'inputs' };
+      return { model, x: rowsFromArrays('inputs', body.inputs, model, model.manifest.data.range as [number, number] | null), n: body.inputs.length, field: 'inputs', batchTest: body.batchTest ?? false };
     }
     const images = body.images!;
     checkCount('images', images.length, config.maxItemsPerRequest, 'MAX_ITEMS_PER_REQUEST');
     const buffers = images.map((s, i) => decodeBase64(`images[${i}]`, s));
     const x = await rowsFromImages('images', buffers, model, { resize: body.resize ?? false, maxPixels: config.maxImagePixels });
-    return { model, x, n: images.length, field: 'images' };
+    return { model, x, n: images.length, field: 'images', batchTest: body.batchTest ?? false };
   }
 
   async function render(model: FlowModel, outputs: Float64Array, n: number, format: 'array' | 'png') {
@@ -93,7 +93,8 @@ export function inferenceRoutes(app: FastifyInstance, service: FlowService, conf
   r.post('/encode', {
     schema: { summary: 'Map data to standard-normal latents (forward).', tags: ['inference'], consumes: ['application/json', 'multipart/form-data'], body: dataBodySchema as never, response: { 200: EncodeResponse, ...inferenceErrors } },
     handler: async (request) => {
-      const { model, x, n, field } = await readData(request);
+      const { model, x, n, field, batchTest: wantBatchTest } = await readData(request);
+      if (wantBatchTest) throw new InvalidInputError('batchTest', 'is only for /likelihood');
       const { latents, logDet } = await model.encode(x, n);
       assertFiniteRows(field, latents, logDet, n, model.dim, 'maps to');
       return { model: model.name, latents: toRows(latents, n, model.dim), logDet: Array.from(logDet) };
@@ -138,10 +139,13 @@ export function inferenceRoutes(app: FastifyInstance, service: FlowService, conf
       response: { 200: LikelihoodResponse, ...inferenceErrors },
     },
     handler: async (request) => {
-      const { model, x, n, field } = await readData(request);
+      const { model, x, n, field, batchTest: wantBatchTest } = await readData(request);
       const results = await service.likelihood(model, x, n);
       assertFiniteRows(field, results.map((r) => r.logLikelihood), null, n, 1, 'has a log-likelihood with');
-      return { model: model.name, results };
+      if (!wantBatchTest) return { model: model.name, results };
+      const test = batchTest(model, results);
+      if (!test) throw new InvalidInputError('batchTest', `model ${model.name} ships no held-out NLL quantiles (calibration.nllQuantiles) to test against`);
+      return { model: model.name, results, batchTest: test };
     },
   });
 }

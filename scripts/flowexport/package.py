@@ -1,0 +1,259 @@
+"""Build a flowserve model package (docs/model-package.md) from a PyTorch flow, or refuse to.
+
+The flow module provides, in *model input space* y = pre(x):
+
+    flow(y, *w)              -> (*latent_parts, logdet)   forward, logdet = log|det dz/dy| [N]
+    flow.inverse(*parts, *w_inv) -> (y, logdet)           inverse, logdet = log|det dy/dz| [N]
+
+where w / w_inv are the 1x1-conv matrices built from `lu_layers` (Glow; empty otherwise). The
+graph log-dets exclude the preprocessing and LU terms; the reference values include them:
+
+    logDet  = logdet_pre(x) + logdet_graph(y) + sum_k spatial_k * sum(logS_k)
+    logProb = sum log N(latents; 0, 1) + logDet
+
+Checks (any failure -> ExportError, the target folder is left untouched):
+  * PyTorch float64: data-space round trip and forward+inverse log-det ~ 0
+  * ONNX (onnxruntime-node, float32) vs PyTorch float64 on the reference inputs: latents, log p
+  * ONNX data-space round trip, ONNX forward+inverse log-det ~ 0, batch-1 == batch-N rows
+  * ONNX inverse vs PyTorch float64 inverse on prior samples at the default temperature
+Everything is written to a temporary sibling folder and renamed into place only when all pass.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+
+from . import onnx_io
+from .lu import LUFactors
+from .ort import run_onnx
+from .preprocessing import log_standard_normal, transform_forward, transform_inverse
+
+FORMAT_VERSION = 1
+
+
+class ExportError(RuntimeError):
+    """The package failed its own checks; nothing was written."""
+
+
+@dataclass
+class Tolerances:
+    roundtrip: float = 1e-4     # max |x - decode(encode(x))|, data space, ONNX float32
+    latent: float = 1e-4        # |z_onnx - z_ref| <= latent * (1 + |z_ref|)
+    log_prob: float = 1e-4      # |lp_onnx - lp_ref| <= log_prob * max(1, |lp_ref|)
+    logdet_sum: float = 1e-4    # |ld_fwd + ld_inv| <= logdet_sum * max(1, |ld_fwd|)  (ONNX)
+    sample: float = 1e-4        # ONNX vs float64 inverse of prior samples, data space, * (1 + |x|)
+    float64: float = 1e-8       # PyTorch float64 self-consistency (same forms)
+
+
+@dataclass
+class CheckLog:
+    results: list = field(default_factory=list)
+
+    def check(self, name: str, value: float, limit: float) -> None:
+        ok = bool(np.isfinite(value) and value <= limit)
+        self.results.append({"check": name, "value": float(value), "limit": float(limit), "ok": ok})
+
+    @property
+    def failed(self) -> list:
+        return [r for r in self.results if not r["ok"]]
+
+    def table(self) -> str:
+        return "\n".join(f"  {'ok  ' if r['ok'] else 'FAIL'} {r['check']:<46} {r['value']:.3e} <= {r['limit']:.1e}" for r in self.results)
+
+
+def _rel(a, b, floor=1.0):
+    """max |a-b| / max(floor, |b|): an absolute error for small values, relative for large ones."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.max(np.abs(a - b) / np.maximum(floor, np.abs(b))))
+
+
+def _abs1(a, b):
+    """max |a-b| / (1 + |b|)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.max(np.abs(a - b) / (1.0 + np.abs(b))))
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _split_parts(flat: np.ndarray, parts: list) -> list:
+    out, o = [], 0
+    for p in parts:
+        size = int(np.prod(p["shape"]))
+        out.append(flat[:, o:o + size].reshape(flat.shape[0], *p["shape"]))
+        o += size
+    return out
+
+
+def export_package(flow: torch.nn.Module, manifest: dict, out_dir, reference_inputs, lu_layers=(),
+                   opset: int = 17, tolerances: Tolerances | None = None, sample_count: int = 8,
+                   sample_seed: int = 0, max_package_bytes: int | None = None, log=print) -> dict:
+    """Write models/<name>/ from `flow`. `manifest` holds every flow.json field except formatVersion,
+    graphs, latent.size, lu and files, which are derived here. Returns a report of all checks."""
+    tol = tolerances or Tolerances()
+    out_dir = Path(out_dir)
+    name = manifest["name"]
+    data_shape = list(manifest["data"]["shape"])
+    dim = int(np.prod(data_shape))
+    parts = manifest["latent"]["parts"]
+    part_names = [p["name"] for p in parts]
+    if sum(int(np.prod(p["shape"])) for p in parts) != dim:
+        raise ExportError(f"latent parts {parts} do not add up to the data dimension {dim}")
+    transform = manifest["preprocessing"]["transform"]
+    temperature = float(manifest["defaultTemperature"])
+    lu_layers = list(lu_layers)
+    w_names = [f"w_{i}" for i in range(len(lu_layers))]
+    w_inv_names = [f"wInv_{i}" for i in range(len(lu_layers))]
+    lu_logdet = sum(f.logdet() for f in lu_layers)
+    w64 = [torch.tensor(f.w(), dtype=torch.float64) for f in lu_layers]
+    w_inv64 = [torch.tensor(f.w_inv(), dtype=torch.float64) for f in lu_layers]
+    checks = CheckLog()
+
+    flow64 = copy.deepcopy(flow).double().eval()
+    flow32 = copy.deepcopy(flow).float().eval()
+
+    # --- reference values, PyTorch float64 through the modules that get exported -----------------
+    x_ref = np.asarray(reference_inputs, np.float64).reshape(-1, dim)
+    n_ref = x_ref.shape[0]
+    with torch.no_grad():
+        x64 = torch.tensor(x_ref).reshape(n_ref, *data_shape)
+        y64, ld_pre = transform_forward(x64, transform)
+        *z64, ld_graph = flow64(y64, *w64)
+        if [list(z.shape[1:]) for z in z64] != [list(p["shape"]) for p in parts]:
+            raise ExportError(f"flow returned parts {[list(z.shape) for z in z64]}, manifest says {parts}")
+        latents = torch.cat([z.reshape(n_ref, -1) for z in z64], 1)
+        logdet = ld_pre + ld_graph + lu_logdet
+        logprob = log_standard_normal(latents) + logdet
+        # float64 self-consistency
+        y_back, ld_inv = flow64.inverse(*z64, *w_inv64)
+        checks.check("torch64 round trip |x - x'| (data space)", (transform_inverse(y_back, transform) - x64).abs().max().item(), tol.float64)
+        checks.check("torch64 fwd + inv logdet (relative)", (ld_graph + ld_inv).abs().max().item() / max(1.0, ld_graph.abs().max().item()), tol.float64)
+        # prior samples at the default temperature (truth for the ONNX inverse)
+        g = torch.Generator().manual_seed(sample_seed)
+        eps = temperature * torch.randn(sample_count, dim, generator=g, dtype=torch.float64)
+        eps_parts = [torch.tensor(p) for p in _split_parts(eps.numpy(), parts)]
+        y_s, ld_s = flow64.inverse(*eps_parts, *w_inv64)
+        x_s = transform_inverse(y_s, transform)
+        *z_s, ld_s_fwd = flow64(y_s, *w64)
+        checks.check("torch64 sample latent round trip", _abs1(torch.cat([z.reshape(sample_count, -1) for z in z_s], 1), eps), tol.float64 * 100)
+    if not (torch.isfinite(latents).all() and torch.isfinite(logprob).all() and torch.isfinite(x_s).all()):
+        raise ExportError("non-finite values in the float64 reference")
+
+    # --- graphs ------------------------------------------------------------------------------------
+    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp.mkdir()
+    try:
+        y32 = y64.float()
+        w32 = [w.float() for w in w64]
+        w_inv32 = [w.float() for w in w_inv64]
+        z32 = [z.float() for z in z64]
+        c_shapes = {k: [f.channels, f.channels] for k, f in zip(w_names + w_inv_names, lu_layers + lu_layers)}
+        io_shapes = {"x": ["N", *data_shape], "logDet": ["N"], **{p["name"]: ["N", *p["shape"]] for p in parts}, **c_shapes}
+        batch_axes = ["x", *part_names, "logDet"]
+        fwd = onnx_io.trace_to_onnx(flow32, [y32, *w32], ["x", *w_names], [*part_names, "logDet"],
+                                    batch_axes, inverse=False, opset=opset, shapes=io_shapes)
+        inv = onnx_io.trace_to_onnx(flow32, [*z32, *w_inv32], [*part_names, *w_inv_names], ["x", "logDet"],
+                                    batch_axes, inverse=True, opset=opset, shapes=io_shapes)
+        for label, model, want_in, want_out in (("forward", fwd, ["x", *w_names], [*part_names, "logDet"]),
+                                                ("inverse", inv, [*part_names, *w_inv_names], ["x", "logDet"])):
+            got_in, got_out = onnx_io.graph_io(model)
+            if got_in != want_in or got_out != want_out:
+                raise ExportError(f"{label} graph io {got_in} -> {got_out}, expected {want_in} -> {want_out}")
+            if onnx_io.opset_of(model) > 17 or onnx_io.non_standard_ops(model):
+                raise ExportError(f"{label} graph uses opset {onnx_io.opset_of(model)} / ops {onnx_io.non_standard_ops(model)}")
+        blob = onnx_io.externalize_shared([fwd, inv], "weights.bin")
+        (tmp / "weights.bin").write_bytes(blob)
+        onnx.save(fwd, str(tmp / "forward.onnx"))
+        onnx.save(inv, str(tmp / "inverse.onnx"))
+        for g_name in ("forward.onnx", "inverse.onnx"):
+            onnx.checker.check_model(str(tmp / g_name))
+
+        # --- ONNX (float32, onnxruntime-node) vs PyTorch float64 ----------------------------------
+        w_feeds = {k: v.numpy() for k, v in zip(w_names, w64)}
+        w_inv_feeds = {k: v.numpy() for k, v in zip(w_inv_names, w_inv64)}
+        f_all, f_one = run_onnx([
+            (tmp / "forward.onnx", {"x": y64.numpy(), **w_feeds}),
+            (tmp / "forward.onnx", {"x": y64[:1].numpy(), **w_feeds}),
+        ])
+        for r, want_in, want_out in ((f_all, ["x", *w_names], [*part_names, "logDet"]),):
+            if r["__inputs__"] != want_in or r["__outputs__"] != want_out:
+                raise ExportError(f"onnxruntime sees forward io {r['__inputs__']} -> {r['__outputs__']}")
+        z_onnx = np.concatenate([f_all[p].reshape(n_ref, -1) for p in part_names], 1)
+        ld_onnx = f_all["logDet"]
+        lp_onnx = log_standard_normal(torch.tensor(z_onnx)).numpy() + ld_pre.numpy() + ld_onnx + lu_logdet
+        checks.check("onnx latents vs torch64", _abs1(z_onnx, latents.numpy()), tol.latent)
+        checks.check("onnx log p vs torch64 (relative)", _rel(lp_onnx, logprob.numpy()), tol.log_prob)
+        checks.check("onnx graph logDet vs torch64 (relative)", _rel(ld_onnx, ld_graph.numpy()), tol.log_prob)
+        one = np.concatenate([f_one[p].reshape(1, -1) for p in part_names], 1)
+        checks.check("onnx batch 1 == row 0 of batch N", _abs1(one, z_onnx[:1]) + _rel(f_one["logDet"], ld_onnx[:1]), 1e-5)
+
+        i_rt, i_s = run_onnx([
+            (tmp / "inverse.onnx", {**{p: f_all[p] for p in part_names}, **w_inv_feeds}),
+            (tmp / "inverse.onnx", {**{p: v.numpy() for p, v in zip(part_names, eps_parts)}, **w_inv_feeds}),
+        ])
+        if i_rt["__inputs__"] != [*part_names, *w_inv_names] or i_rt["__outputs__"] != ["x", "logDet"]:
+            raise ExportError(f"onnxruntime sees inverse io {i_rt['__inputs__']} -> {i_rt['__outputs__']}")
+        x_rt = transform_inverse(torch.tensor(i_rt["x"]), transform).numpy().reshape(n_ref, -1)
+        checks.check("onnx round trip |x - x'| (data space)", float(np.max(np.abs(x_rt - x_ref))), tol.roundtrip)
+        checks.check("onnx fwd + inv logDet (relative)", float(np.max(np.abs(ld_onnx + i_rt["logDet"]) / np.maximum(1, np.abs(ld_onnx)))), tol.logdet_sum)
+        x_s_onnx = transform_inverse(torch.tensor(i_s["x"]), transform).numpy()
+        checks.check(f"onnx inverse of {sample_count} samples (T={temperature}) vs torch64", _abs1(x_s_onnx, x_s.numpy()), tol.sample)
+        checks.check("onnx inverse logDet of samples (relative)", _rel(i_s["logDet"], ld_s.numpy()), tol.log_prob)
+
+        log(f"[{name}] export checks:\n{checks.table()}")
+        if checks.failed:
+            raise ExportError(f"{name}: {len(checks.failed)} check(s) failed: " + "; ".join(r["check"] for r in checks.failed))
+
+        # --- side files and manifest ----------------------------------------------------------------
+        if lu_layers:
+            (tmp / "lu.json").write_text(json.dumps({"layers": [f.to_json(i) for i, f in enumerate(lu_layers)]}))
+        reference = {"dtype": "float64", "inputs": x_ref.tolist(), "latents": latents.numpy().tolist(),
+                     "logDet": logdet.numpy().tolist(), "logProb": logprob.numpy().tolist()}
+        (tmp / "reference.json").write_text(json.dumps(reference))
+        files = ["forward.onnx", "inverse.onnx", "weights.bin"] + (["lu.json"] if lu_layers else []) + ["reference.json"]
+        full = {
+            "formatVersion": FORMAT_VERSION,
+            "name": name,
+            "family": manifest["family"],
+            "description": manifest.get("description", ""),
+            "data": manifest["data"],
+            "preprocessing": manifest["preprocessing"],
+            "graphs": {"forward": "forward.onnx", "inverse": "inverse.onnx", "weights": "weights.bin"},
+            "latent": {"parts": [{"name": p["name"], "shape": list(p["shape"])} for p in parts], "size": dim},
+            "lu": {"file": "lu.json", "layers": len(lu_layers)} if lu_layers else None,
+            "prior": manifest["prior"],
+            "defaultTemperature": temperature,
+            "training": manifest["training"],
+            "calibration": manifest.get("calibration"),
+            "files": {f: _sha256(tmp / f) for f in files},
+        }
+        (tmp / "flow.json").write_text(json.dumps(full, indent=2) + "\n")
+        size = sum(p.stat().st_size for p in tmp.iterdir())
+        if max_package_bytes is not None and size > max_package_bytes:
+            raise ExportError(f"{name}: package is {size} bytes, limit {max_package_bytes}")
+
+        # --- into place ------------------------------------------------------------------------------
+        old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
+        if out_dir.exists():
+            out_dir.rename(old)
+        tmp.rename(out_dir)
+        if old.exists():
+            shutil.rmtree(old)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log(f"[{name}] wrote {out_dir} ({size / 1e6:.2f} MB)")
+    return {"checks": checks.results, "bytes": size, "files": full["files"]}

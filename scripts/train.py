@@ -1,0 +1,319 @@
+#!/usr/bin/env python3
+"""Train, evaluate, calibrate and export the flowserve model zoo.
+
+    /usr/bin/python3 scripts/train.py realnvp-moons            # train + export to models/realnvp-moons
+    /usr/bin/python3 scripts/train.py glow-fashion --quick     # tiny end-to-end run into scripts/.cache/quick/
+    /usr/bin/python3 scripts/train.py nice-mnist --export-only # re-export from scripts/.cache/nice-mnist.pt
+
+Reproducible: fixed seeds, fixed epochs (never wall-clock budgets), CPU. Protocol:
+  train on train[0:55000]; calibrate on train[55000:60000] (never trained on); report on test (10000).
+  Image data: x = (k + u)/256, u ~ U(0,1) (uniform dequantization) for training and for the test
+  figure (noise seed 1234, as in the literature); calibration scores use pixel centres (k + 0.5)/256,
+  which is what the service feeds for 8-bit images.
+  nats = mean log p(x) of the continuous density in data space; bpd = -(log p - D ln 256)/(D ln 2).
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import math
+import os
+import sys
+
+# OpenBLAS (torch's BLAS here) spawns its own threads on top of torch's: pin it to one so that
+# cfg["threads"] is the whole story and runs are reproducible.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import flow_data  # noqa: E402
+from flow_models import NICE, Glow, RealNVP, VectorRealNVP, count_parameters  # noqa: E402
+from flowexport import (ExportError, bits_per_dim, calibration_block, export_package,  # noqa: E402
+                        log_standard_normal, transform_forward)
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = ROOT / "scripts" / ".cache"
+MAX_PACKAGE_BYTES = 8 * 1024 * 1024
+TEST_NOISE_SEED = 1234
+
+# Each entry: data, preprocessing, architecture and a fixed training schedule. `quick` overrides
+# the schedule/architecture for a tiny end-to-end run (smoke test of the whole pipeline).
+MODELS = {
+    "realnvp-moons": dict(
+        family="realnvp", dataset="two-moons", kind="vector", shape=[2],
+        transform={"kind": "identity"}, dequantization="none", temperature=1.0,
+        arch=dict(dim=2, couplings=6, hidden=64, depth=2),
+        epochs=20, batch=256, lr=3e-3, warmup=100, clip=50.0, threads=1, seed=0,
+        description="RealNVP on two moons (noise 0.05): 6 affine couplings with alternating roles, "
+                    "tanh-bounded scales, 2x64 ReLU MLPs. 2-D vectors, standard-normal latent.",
+        quick=dict(arch=dict(dim=2, couplings=2, hidden=16, depth=1), epochs=1, train_subset=5000),
+    ),
+    "nice-mnist": dict(
+        family="nice", dataset="mnist", kind="image", shape=[1, 28, 28],
+        transform={"kind": "identity"}, dequantization="uniform", temperature=0.75,
+        arch=dict(shape=(1, 28, 28), couplings=4, hidden=240, depth=4),
+        epochs=40, batch=128, lr=1e-3, warmup=200, clip=100.0, threads=1, seed=0,
+        description="NICE on MNIST: 4 additive couplings (even/odd pixel partition, alternating roles, "
+                    "ReLU MLPs), diagonal scaling layer folded into the graphs, Gaussian prior "
+                    "(the paper used a logistic prior). Identity preprocessing on [0,1] pixels.",
+        quick=dict(arch=dict(shape=(1, 28, 28), couplings=4, hidden=32, depth=2), epochs=1, train_subset=4000),
+    ),
+    "realnvp-mnist": dict(
+        family="realnvp", dataset="mnist", kind="image", shape=[1, 28, 28],
+        transform={"kind": "logit", "alpha": 0.05}, dequantization="uniform", temperature=0.75,
+        arch=dict(shape=(1, 28, 28), scales=2, hidden=(64, 64, 96, 96, 96), per_block=3, final=4),
+        epochs=6, batch=64, lr=1e-3, warmup=200, clip=100.0, threads=1, seed=0,
+        description="RealNVP on MNIST, multi-scale: per scale 3 checkerboard affine couplings, squeeze, "
+                    "3 channel-wise couplings, factor out half; 4 final checkerboard couplings. "
+                    "tanh-bounded scales, small conv nets (3x3-1x1-3x3). Logit preprocessing (alpha 0.05).",
+        quick=dict(arch=dict(shape=(1, 28, 28), scales=2, hidden=(8,), per_block=1, final=1), epochs=1,
+                   train_subset=1000),
+    ),
+    "glow-fashion": dict(
+        family="glow", dataset="fashion-mnist", kind="image", shape=[1, 28, 28],
+        transform={"kind": "affine", "scale": 1.0, "shift": -0.5}, dequantization="uniform", temperature=0.7,
+        arch=dict(shape=(1, 28, 28), levels=2, steps=8, hidden=64, seed=0),
+        epochs=7, batch=64, lr=1e-3, warmup=200, clip=100.0, threads=1, seed=0,
+        description="Glow on Fashion-MNIST: 2 levels x 8 steps (actnorm with data-dependent init, "
+                    "invertible 1x1 conv as LU factors, affine coupling with sigmoid scale), learned split "
+                    "prior and learned top prior standardized inside the graphs. Preprocessing x - 0.5.",
+        quick=dict(arch=dict(shape=(1, 28, 28), levels=2, steps=1, hidden=8, seed=0), epochs=1,
+                   train_subset=1000),
+    ),
+}
+
+
+def config_for(name: str, quick: bool) -> dict:
+    cfg = {k: v for k, v in MODELS[name].items() if k != "quick"}
+    cfg["name"] = name
+    if quick:
+        cfg.update(MODELS[name]["quick"])
+        cfg["eval_subset"] = 1000
+    return cfg
+
+
+def build(cfg: dict) -> torch.nn.Module:
+    cls = {"nice": NICE, "glow": Glow, "realnvp": VectorRealNVP if cfg["kind"] == "vector" else RealNVP}[cfg["family"]]
+    return cls(**cfg["arch"])
+
+
+def latent_parts(cfg: dict, model) -> list:
+    if cfg["family"] == "nice" or cfg["kind"] == "vector":
+        return [{"name": "z", "shape": list(cfg["shape"])}]
+    return [{"name": f"z{i}", "shape": list(s)} for i, s in enumerate(model.part_shapes)]
+
+
+# ---- data ---------------------------------------------------------------------------------------
+def load_splits(cfg: dict) -> dict:
+    if cfg["kind"] == "vector":
+        return {k: torch.tensor(v, dtype=torch.float32) for k, v in flow_data.moons_splits(cfg["seed"]).items()}
+    return {k: torch.from_numpy(v.copy()) for k, v in flow_data.image_splits(cfg["dataset"]).items()}
+
+
+def to_data_space(batch: torch.Tensor, cfg: dict, gen: torch.Generator | None, dtype=torch.float32):
+    """uint8 pixels -> [0,1]: dequantized with uniform noise (gen) or at pixel centres (gen=None)."""
+    if cfg["kind"] == "vector":
+        return batch.to(dtype)
+    noise = torch.rand(batch.shape, generator=gen, dtype=dtype) if gen is not None else 0.5
+    return (batch.to(dtype) + noise) / 256.0
+
+
+def log_prob(model, x: torch.Tensor, cfg: dict) -> torch.Tensor:
+    """log p(x) in nats, data space: log N(latents) + pre + graph + LU log-dets (the service's sum)."""
+    y, ld_pre = transform_forward(x, cfg["transform"])
+    *parts, ld = model(y)
+    lp = sum(log_standard_normal(p) for p in parts) + ld + ld_pre
+    if hasattr(model, "lu_logdet"):
+        lp = lp + model.lu_logdet()
+    return lp
+
+
+@torch.no_grad()
+def evaluate(model, data: torch.Tensor, cfg: dict, noise_seed: int | None, batch: int = 500) -> np.ndarray:
+    model.eval()
+    gen = torch.Generator().manual_seed(noise_seed) if noise_seed is not None else None
+    out = [log_prob(model, to_data_space(data[i:i + batch], cfg, gen), cfg) for i in range(0, len(data), batch)]
+    return torch.cat(out).double().numpy()
+
+
+# ---- training -----------------------------------------------------------------------------------
+def init_model(model, train: torch.Tensor, cfg: dict, gen: torch.Generator) -> None:
+    """Data-dependent initializations (both are exact identities of the untrained flow)."""
+    sample = to_data_space(train[torch.randperm(len(train), generator=gen)[:1024]], cfg, gen)
+    if cfg["family"] == "nice":
+        # scaling layer starts at 1/std per pixel over the whole training set (the diagonal-Gaussian
+        # fit): a small sample misses rare bright pixels and a Gaussian punishes those brutally
+        with torch.no_grad():
+            x = to_data_space(train, cfg, gen).reshape(len(train), -1)
+            model.log_scale.copy_(-torch.log(x.std(0)))
+    if cfg["family"] == "glow":
+        model.train()
+        with torch.no_grad():
+            y, _ = transform_forward(sample[:512], cfg["transform"])
+            model(y)  # ActNorm data-dependent init on the first forward
+
+
+def train(cfg: dict, ckpt_path: Path, log=print) -> dict:
+    torch.manual_seed(cfg["seed"])
+    np.random.seed(cfg["seed"])
+    torch.set_num_threads(cfg["threads"])
+    splits = load_splits(cfg)
+    train_data = splits["train"]
+    if cfg.get("train_subset"):
+        train_data = train_data[:cfg["train_subset"]]
+    model = build(cfg)
+    gen = torch.Generator().manual_seed(cfg["seed"])
+    init_model(model, train_data, cfg, gen)
+    dim = int(np.prod(cfg["shape"]))
+    params = count_parameters(model)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
+    steps_per_epoch = len(train_data) // cfg["batch"]
+    total = steps_per_epoch * cfg["epochs"]
+    # linear warmup, then cosine decay to zero over the fixed number of steps
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / cfg["warmup"]) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+    log(f"[{cfg['name']}] {params} parameters, {cfg['epochs']} epochs x {steps_per_epoch} steps, batch {cfg['batch']}, "
+        f"{cfg['threads']} thread(s)")
+    start = time.time()
+    step = 0
+    for epoch in range(cfg["epochs"]):
+        model.train()
+        perm = torch.randperm(len(train_data), generator=gen)
+        running, seen = 0.0, 0
+        for i in range(steps_per_epoch):
+            x = to_data_space(train_data[perm[i * cfg["batch"]:(i + 1) * cfg["batch"]]], cfg, gen)
+            nll = -log_prob(model, x, cfg).mean()
+            opt.zero_grad(set_to_none=True)
+            (nll / dim).backward()
+            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["clip"])
+            if not torch.isfinite(nll) or not torch.isfinite(gnorm):
+                raise RuntimeError(f"non-finite loss/gradient at step {step}")
+            opt.step()
+            sched.step()
+            step += 1
+            running, seen = running + nll.item(), seen + 1
+            if step % 100 == 0 or i == steps_per_epoch - 1:
+                mean_nll = running / seen
+                bpd = bits_per_dim(-mean_nll, dim, 8 if cfg["kind"] == "image" else None)
+                log(f"  epoch {epoch + 1} step {step}/{total} train nll {mean_nll:.2f} nats ({bpd:.4f} bpd) "
+                    f"lr {sched.get_last_lr()[0]:.2e} |g| {gnorm:.1f} {time.time() - start:.0f}s")
+                running, seen = 0.0, 0
+        torch.save({"state": model.state_dict(), "epoch": epoch + 1}, ckpt_path.with_suffix(".partial.pt"))
+    seconds = time.time() - start
+
+    # ---- figures: test (dequantized, fixed noise), test at pixel centres, calibration slice ----
+    n_eval = cfg.get("eval_subset")
+    test = splits["test"][:n_eval] if n_eval else splits["test"]
+    calib = splits["calibration"][:n_eval] if n_eval else splits["calibration"]
+    bit_depth = 8 if cfg["kind"] == "image" else None
+    lp_test = evaluate(model, test, cfg, TEST_NOISE_SEED if cfg["kind"] == "image" else None)
+    lp_centres = evaluate(model, test, cfg, None)
+    lp_calib = evaluate(model, calib, cfg, None)
+    test_fig = {
+        "split": "test", "count": int(len(test)),
+        "meanLogLikelihood": float(lp_test.mean()), "bitsPerDim": bits_per_dim(float(lp_test.mean()), dim, bit_depth),
+        "dequantization": f"uniform noise, seed {TEST_NOISE_SEED}" if bit_depth else "none",
+    }
+    if bit_depth:
+        test_fig["meanLogLikelihoodAtPixelCentres"] = float(lp_centres.mean())
+    calibration = calibration_block(-lp_calib, "train[55000:60000]" if not n_eval else f"train[55000:{55000 + n_eval}]")
+    log(f"[{cfg['name']}] trained in {seconds:.0f}s; test {test_fig['meanLogLikelihood']:.2f} nats, "
+        f"{test_fig['bitsPerDim']:.4f} bpd; pixel centres {lp_centres.mean():.2f} nats; "
+        f"calibration nll threshold {calibration['scores']['nll']['threshold']:.2f}")
+    ckpt = {"name": cfg["name"], "quick": bool(cfg.get("eval_subset")), "state": model.state_dict(),
+            "arch": cfg["arch"], "parameters": params, "seconds": seconds, "epochs": cfg["epochs"],
+            "steps": total, "test": test_fig, "calibration": calibration, "torch": torch.__version__}
+    torch.save(ckpt, ckpt_path)
+    ckpt_path.with_suffix(".partial.pt").unlink(missing_ok=True)
+    return ckpt
+
+
+# ---- export -------------------------------------------------------------------------------------
+def export(cfg: dict, ckpt: dict, out_dir: Path, log=print) -> dict:
+    model = build(cfg)
+    model.load_state_dict(ckpt["state"])
+    model.eval()
+    splits = load_splits(cfg)
+    ref = to_data_space(splits["test"][:5], cfg, None, torch.float64).reshape(5, -1).numpy()
+    quick = ckpt.get("quick")
+    command = f"/usr/bin/python3 scripts/train.py {cfg['name']}" + (" --quick" if quick else "") + cfg.get("command_suffix", "")
+    manifest = {
+        "name": out_dir.name if quick else cfg["name"],
+        "family": cfg["family"],
+        "description": cfg["description"] + (" QUICK SMOKE-TEST BUILD, not a trained model." if quick else ""),
+        "data": ({"kind": "vector", "shape": cfg["shape"], "range": None, "bitDepth": None} if cfg["kind"] == "vector"
+                 else {"kind": "image", "shape": cfg["shape"], "range": [0, 1], "bitDepth": 8}),
+        "preprocessing": {"dequantization": cfg["dequantization"], "transform": cfg["transform"]},
+        "latent": {"parts": latent_parts(cfg, model)},
+        "prior": {"kind": "standard-normal", "learned": {
+            "nice": "diagonal scaling layer folded into the graphs",
+            "glow": "split prior and learned top prior standardized inside the graphs",
+            "realnvp": None}[cfg["family"]]},
+        "defaultTemperature": cfg["temperature"],
+        "training": {
+            "dataset": cfg["dataset"], "trainSplit": "train[0:55000]" if not cfg.get("train_subset") else f"train[0:{cfg['train_subset']}]",
+            "epochs": ckpt["epochs"], "steps": ckpt["steps"], "batchSize": cfg["batch"], "seed": cfg["seed"],
+            "optimizer": f"adam lr {cfg['lr']} (warmup {cfg['warmup']} steps, cosine decay), grad-norm clip {cfg['clip']}",
+            "architecture": {k: list(v) if isinstance(v, tuple) else v for k, v in cfg["arch"].items()},
+            "parameters": ckpt["parameters"], "device": f"cpu ({cfg['threads']} thread{'s' if cfg['threads'] > 1 else ''})",
+            "seconds": round(ckpt["seconds"], 1), "command": command, "framework": f"pytorch {ckpt['torch']}",
+            "test": ckpt["test"],
+        },
+        "calibration": ckpt["calibration"],
+    }
+    if manifest["prior"]["learned"] is None:
+        del manifest["prior"]["learned"]
+    lu = model.lu_factors() if cfg["family"] == "glow" else []
+    return export_package(model, manifest, out_dir, ref, lu_layers=lu, opset=17,
+                          max_package_bytes=MAX_PACKAGE_BYTES, log=log)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", choices=sorted(MODELS))
+    p.add_argument("--quick", action="store_true", help="tiny configuration, end to end in seconds (not for shipping)")
+    p.add_argument("--export-only", action="store_true", help="export from the saved checkpoint, no training")
+    p.add_argument("--epochs", type=int, help="override the fixed schedule (experiments; recorded in the manifest)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config or architecture value (experiments; recorded in the manifest)")
+    p.add_argument("--out", type=Path, help="package folder (default models/<model>, or scripts/.cache/quick/<model> with --quick)")
+    args = p.parse_args(argv)
+    cfg = config_for(args.model, args.quick)
+    suffix = ""
+    if args.epochs:
+        cfg["epochs"] = args.epochs
+        suffix += f" --epochs {args.epochs}"
+    for item in args.set:
+        key, value = item.split("=", 1)
+        target = cfg["arch"] if key in cfg["arch"] else cfg
+        if key not in target:
+            p.error(f"--set: unknown key {key}")
+        target[key] = ast.literal_eval(value)
+        suffix += f" --set {item}"
+    cfg["command_suffix"] = suffix
+    sub = CACHE / "quick" if args.quick else CACHE
+    sub.mkdir(parents=True, exist_ok=True)
+    ckpt_path = sub / f"{args.model}.pt"
+    out_dir = args.out or (sub / args.model if args.quick else ROOT / "models" / args.model)
+    if args.export_only:
+        if not ckpt_path.exists():
+            print(f"no checkpoint at {ckpt_path}; train first", file=sys.stderr)
+            return 1
+        ckpt = torch.load(ckpt_path)
+    else:
+        ckpt = train(cfg, ckpt_path)
+    torch.set_num_threads(cfg["threads"])
+    try:
+        export(cfg, ckpt, out_dir.resolve())
+    except ExportError as e:
+        print(f"export refused: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
