@@ -40,10 +40,12 @@ export async function rowsFromImages(field: string, images: Buffer[], model: Flo
   if (data.kind !== 'image' || data.bitDepth === null) throw new InvalidInputError(field, `model ${model.name} takes vectors: send "inputs" instead of images`);
   const [channels, height, width] = data.shape;
   const out = new Float64Array(images.length * model.dim);
-  for (let i = 0; i < images.length; i++) {
-    const pixels = await decodeImage(images[i], { channels, height, width, maxPixels: opts.maxPixels, resize: opts.resize }, `${field}[${i}]`);
-    out.set(pixelsToData(pixels, data.bitDepth), i * model.dim);
-  }
+  // sharp decodes on libuv's thread pool: decode the images in parallel.
+  const decoded = await Promise.allSettled(images.map((img, i) => decodeImage(img, { channels, height, width, maxPixels: opts.maxPixels, resize: opts.resize }, `${field}[${i}]`)));
+  decoded.forEach((d, i) => {
+    if (d.status === 'rejected') throw d.reason; // the first bad image, in order
+    out.set(pixelsToData(d.value, data.bitDepth!), i * model.dim);
+  });
   return out;
 }
 

@@ -130,7 +130,7 @@ test('BAD CALL - vector model asked for PNG → 400 INVALID_INPUT', async () => 
   assertError(await post(app, '/likelihood', { model: V, images: ['iVBORw0KGgo='] }), 'INVALID_INPUT', /images: model .* takes vectors/);
 });
 
-test('BAD CALL - image errors → 400 INVALID_IMAGE naming the image', { skip: !image && 'no image model shipped' }, async () => {
+test('BAD CALL - image errors → 400 INVALID_IMAGE naming the image', async () => {
   const I = image!.name;
   assertError(await post(app, '/likelihood', { model: I, images: ['not base64!'] }), 'INVALID_IMAGE', /images\[0\]: must be base64/);
   assertError(await post(app, '/likelihood', { model: I, images: [Buffer.from('hello world, not an image').toString('base64')] }), 'INVALID_IMAGE', /images\[0\]: not a decodable/);

@@ -78,7 +78,7 @@ test('vector model: /sample returns arrays by default', async () => {
   assert.equal(s.body.logLikelihood.length, 2);
 });
 
-test('image model: /sample gives PNGs by default, which /likelihood and /encode accept (JSON and multipart)', { skip: !imageModel && 'no image model shipped' }, async () => {
+test('image model: /sample gives PNGs by default, which /likelihood and /encode accept (JSON and multipart)', async () => {
   const name = imageModel!.name;
   const [c, h, w] = imageModel!.manifest.data.shape;
   const s = await post(app, '/sample', { model: name, count: 2, seed: 9 });
@@ -107,7 +107,7 @@ test('image model: /sample gives PNGs by default, which /likelihood and /encode 
   assert.equal(enc.json().latents[0].length, c * h * w);
 });
 
-test('image model: a PNG of an MNIST digit scores the same as its pixel-centre array', { skip: !imageModel && 'no image model shipped' }, async () => {
+test('image model: a PNG of an MNIST digit scores the same as its pixel-centre array', async () => {
   const name = imageModel!.name;
   const { pixels, rows } = mnistTestImages(1);
   const png = await sharp(Buffer.from(pixels[0]), { raw: { width: 28, height: 28, channels: 1 } }).png().toBuffer();
@@ -117,7 +117,7 @@ test('image model: a PNG of an MNIST digit scores the same as its pixel-centre a
   assert.ok(Math.abs(a.body.results[0].logLikelihood - b.body.results[0].logLikelihood) < 1e-6);
 });
 
-test('image model: /decode format png and resize for other image sizes', { skip: !imageModel && 'no image model shipped' }, async () => {
+test('image model: /decode format png and resize for other image sizes', async () => {
   const name = imageModel!.name;
   const { rows, pixels } = mnistTestImages(1, 5);
   const enc = await post(app, '/encode', { model: name, inputs: rows });
@@ -131,4 +131,33 @@ test('image model: /decode format png and resize for other image sizes', { skip:
   assert.equal(refused.status, 400);
   const resized = await post(app, '/likelihood', { model: name, images: [big.toString('base64')], resize: true });
   assert.equal(resized.status, 200);
+});
+
+test('image model: /likelihood scores carry complexity and a batch typicality test on request', async () => {
+  const model = packages.find((p) => p.name === 'glow-fashion');
+  assert.ok(model, 'glow-fashion is shipped');
+  const { rows } = mnistTestImages(16);
+  const res = await post(app, '/likelihood', { model: model.name, inputs: rows, batchTest: true });
+  assert.equal(res.status, 200, JSON.stringify(res.body).slice(0, 300));
+  for (const r of res.body.results) {
+    assert.ok(Number.isFinite(r.scores.complexity));
+    assert.ok(Number.isFinite(r.scores.typicality));
+    assert.ok(r.anomalyScore >= 0 && r.anomalyScore <= 1);
+    assert.equal(typeof r.isAnomaly, 'boolean');
+  }
+  const bt = res.body.batchTest;
+  assert.equal(bt.batchSize, 16);
+  assert.ok(bt.pValue > 0 && bt.pValue <= 1);
+  // MNIST digits are not Fashion-MNIST: a batch of 16 is rejected by the typicality test.
+  assert.equal(bt.isOutOfDistribution, true, JSON.stringify(bt));
+  const again = await post(app, '/likelihood', { model: model.name, inputs: rows, batchTest: true });
+  assert.deepEqual(again.body.batchTest, bt, 'the bootstrap is seeded');
+  const noTest = await post(app, '/likelihood', { model: model.name, inputs: rows.slice(0, 1) });
+  assert.equal(noTest.body.batchTest, undefined);
+});
+
+test('vector model: complexity is null (no lossless code for real vectors)', async () => {
+  const vec = packages.find((p) => p.manifest.data.kind === 'vector')!;
+  const res = await post(app, '/likelihood', { model: vec.name, inputs: vec.reference.inputs });
+  assert.equal(res.body.results[0].scores.complexity, null);
 });

@@ -47,7 +47,8 @@ for (const pkg of packages) {
     assert.equal(service.states.get(name)?.status, 'ready', service.states.get(name)?.reason);
   });
 
-  test(`${name}: LU-built W·W⁻¹ ≈ I for every 1×1 convolution`, { skip: manifest.lu === null && 'no 1×1 convolutions' }, async () => {
+  if (manifest.lu !== null)
+    test(`${name}: LU-built W·W⁻¹ ≈ I for every 1×1 convolution`, async () => {
     const loaded = await loadPackage(pkg.dir, name);
     assert.equal(loaded.lu.length, manifest.lu!.layers);
     for (const l of loaded.lu) assert.ok(l.residual <= LU_RESIDUAL_TOLERANCE, `${l.name}: ${l.residual}`);
