@@ -22,7 +22,7 @@ if (!name) throw new Error('usage: npm run calibrate -- <model> [--default-score
 const HELD_OUT = [55000, 60000] as const;
 const BATCH = 256;
 
-const modelDir = join(new URL('..', import.meta.url).pathname, 'models');
+const modelDir = process.env.MODEL_DIR ?? join(new URL('..', import.meta.url).pathname, 'models');
 const manifestPath = join(modelDir, name, 'flow.json');
 const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as Manifest;
 if (manifest.data.kind !== 'image') throw new Error(`${name} is a vector model: its calibration comes from the exporter (scripts/train.py)`);

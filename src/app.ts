@@ -11,7 +11,7 @@ import { registerAuth } from './http/auth.js';
 import { MAX_PARAM_LENGTH, frameworkErrorHandler, registerErrorHandling } from './http/error-handler.js';
 import { inferenceRoutes } from './http/routes/inference.js';
 import { modelRoutes } from './http/routes/models.js';
-import { ErrorResponse } from './http/schemas.js';
+import { ErrorResponse, MultipartBody } from './http/schemas.js';
 import { FlowService } from './service/flow-service.js';
 import { createMetrics } from './service/metrics.js';
 
@@ -32,6 +32,12 @@ export const OPENAPI_INFO = {
   description: 'Serve normalizing-flow models (NICE, RealNVP, Glow): exact log-likelihoods, anomaly scores, sampling at a temperature, encode and decode.',
   version: '0.1.0',
 };
+
+/** Routes that take uploads (`consumes` lists multipart) get the multipart body in the OpenAPI document. */
+function documentMultipart({ schema, url }: { schema: Record<string, any>; url: string }) {
+  if (!schema?.consumes?.includes('multipart/form-data') || !schema.body?.content) return { schema, url };
+  return { schema: { ...schema, body: { content: { ...schema.body.content, 'multipart/form-data': { schema: MultipartBody } } } }, url };
+}
 
 export async function buildApp(config: Config, options: BuildOptions = {}): Promise<FastifyInstance> {
   const metrics = createMetrics();
@@ -67,6 +73,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(multipart, { limits: { fileSize: config.bodyLimitBytes, files: config.maxItemsPerRequest, fields: 8, parts: config.maxItemsPerRequest + 8 } });
   app.addSchema(ErrorResponse);
   await app.register(swagger, {
+    transform: documentMultipart,
     refResolver: { buildLocalReference: (json, _base, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
     openapi: {
       openapi: '3.0.3',

@@ -78,6 +78,7 @@ export const SampleResponse = Type.Object({
   seed: Type.Integer({ description: 'The seed used (drawn at random when the request gave none).' }),
   ...Outputs,
   logLikelihood: Type.Array(Type.Number(), { description: 'log p(x) in nats of each sample before clamping and quantization.' }),
+  redrawn: Type.Integer({ description: 'Draws whose inverse overflowed float32 and were redrawn from the same seeded stream (0 for a well-behaved model).' }),
 });
 
 export const LikelihoodResult = Type.Object({

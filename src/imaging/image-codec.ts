@@ -49,7 +49,9 @@ export async function encodePng(pixels: Uint8Array, channels: number, height: nu
   const hwc = new Uint8Array(pixels.length);
   const plane = height * width;
   for (let c = 0; c < channels; c++) for (let p = 0; p < plane; p++) hwc[p * channels + c] = pixels[c * plane + p];
-  return sharp(hwc, { raw: { width, height, channels: channels as 1 | 3 } })
+  const img = sharp(hwc, { raw: { width, height, channels: channels as 1 | 3 } });
+  // without an explicit colourspace sharp writes single-channel input as 3-channel sRGB
+  return (channels === 1 ? img.toColourspace('b-w') : img)
     .png({ compressionLevel: 9, adaptiveFiltering: true, palette: false })
     .toBuffer();
 }

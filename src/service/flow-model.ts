@@ -30,6 +30,18 @@ export interface Likelihood {
   bitsPerDim: number;
 }
 
+const MAX_REDRAW_ROUNDS = 8;
+
+function nonFiniteRows(values: Float64Array, perRow: Float64Array, n: number, d: number): number[] {
+  const bad: number[] = [];
+  for (let i = 0; i < n; i++) {
+    let ok = Number.isFinite(perRow[i]);
+    for (let j = i * d, end = j + d; ok && j < end; j++) ok = Number.isFinite(values[j]);
+    if (!ok) bad.push(i);
+  }
+  return bad;
+}
+
 export class FlowModel {
   readonly name: string;
   readonly manifest: Manifest;
@@ -88,13 +100,34 @@ export class FlowModel {
     return { outputs, logDet };
   }
 
-  /** ε ~ N(0, T²·I) from the seeded stream, decoded; logLikelihood is the model density of each (unquantized) sample. */
-  async sample(count: number, temperature: number, seed: number): Promise<Decoded & { logLikelihood: Float64Array }> {
-    const eps = sampleStandardNormal(new Rng(seed), count, this.dim, temperature);
+  /**
+   * ε ~ N(0, T²·I) from the seeded stream, decoded; logLikelihood is the model density of each
+   * (unquantized) sample. A draw whose inverse overflows float32 (possible far in the tails at high
+   * T) is redrawn from the same stream, so the answer stays a function of the seed; `redrawn` counts them.
+   */
+  async sample(count: number, temperature: number, seed: number): Promise<Decoded & { logLikelihood: Float64Array; redrawn: number }> {
+    const rng = new Rng(seed);
+    const d = this.dim;
+    const eps = sampleStandardNormal(rng, count, d, temperature);
     const decoded = await this.decode(eps, count);
-    const logLikelihood = logStandardNormal(eps, count, this.dim);
+    let redrawn = 0;
+    for (let round = 0; round < MAX_REDRAW_ROUNDS; round++) {
+      const bad = nonFiniteRows(decoded.outputs, decoded.logDet, count, d);
+      if (bad.length === 0) break;
+      redrawn += bad.length;
+      const fresh = sampleStandardNormal(rng, bad.length, d, temperature);
+      const again = await this.decode(fresh, bad.length);
+      bad.forEach((row, k) => {
+        eps.set(fresh.subarray(k * d, (k + 1) * d), row * d);
+        decoded.outputs.set(again.outputs.subarray(k * d, (k + 1) * d), row * d);
+        decoded.logDet[row] = again.logDet[k];
+      });
+    }
+    if (nonFiniteRows(decoded.outputs, decoded.logDet, count, d).length > 0)
+      throw new Error(`${this.name}: samples stay non-finite after ${MAX_REDRAW_ROUNDS} redraws at temperature ${temperature}`);
+    const logLikelihood = logStandardNormal(eps, count, d);
     for (let i = 0; i < count; i++) logLikelihood[i] -= decoded.logDet[i];
-    return { ...decoded, logLikelihood };
+    return { ...decoded, logLikelihood, redrawn };
   }
 
   async likelihood(x: ArrayLike<number>, n: number): Promise<Likelihood[]> {

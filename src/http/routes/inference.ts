@@ -15,7 +15,6 @@ import {
   DecodeResponse,
   EncodeResponse,
   LikelihoodResponse,
-  MultipartBody,
   SampleBody,
   SampleResponse,
   inferenceErrors,
@@ -31,12 +30,9 @@ declare module 'fastify' {
 const toRows = (flat: ArrayLike<number>, n: number, d: number): number[][] =>
   Array.from({ length: n }, (_, i) => Array.from((flat as Float64Array).subarray(i * d, (i + 1) * d)));
 
-const dataBodySchema = {
-  content: {
-    'application/json': { schema: DataBody },
-    'multipart/form-data': { schema: MultipartBody },
-  },
-};
+// Only JSON bodies are validated by schema; multipart uploads are read part by part in readData()
+// (the OpenAPI document adds their MultipartBody description, see documentMultipart in app.ts).
+const dataBodySchema = { content: { 'application/json': { schema: DataBody } } };
 
 export function inferenceRoutes(app: FastifyInstance, service: FlowService, config: Config): void {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
@@ -125,8 +121,8 @@ export function inferenceRoutes(app: FastifyInstance, service: FlowService, conf
       const seed = body.seed ?? randomSeed();
       if (seed > MAX_SEED) throw new InvalidInputError('seed', `must be at most ${MAX_SEED}`);
       const format = body.format ?? (model.manifest.data.kind === 'image' ? 'png' : 'array');
-      const { outputs, logLikelihood } = await model.sample(body.count, temperature, seed);
-      return { model: model.name, temperature, seed, ...(await render(model, outputs, body.count, format)), logLikelihood: Array.from(logLikelihood) };
+      const { outputs, logLikelihood, redrawn } = await model.sample(body.count, temperature, seed);
+      return { model: model.name, temperature, seed, ...(await render(model, outputs, body.count, format)), logLikelihood: Array.from(logLikelihood), redrawn };
     },
   });
 
