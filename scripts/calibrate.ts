@@ -1,6 +1,6 @@
 // Writes the anomaly calibration of an image model into its flow.json from held-out in-distribution
 // data (train[55000:60000], never trained on and never the evaluation data): for each score
-// (nll, typicality, complexity) mean, std, min, max and the threshold at the (1 − FPR) quantile, plus
+// (nll, typicality, complexity) mean, std, robust min/max and the threshold at the (1 − FPR) quantile, plus
 // 101 NLL quantiles for the batch typicality bootstrap.
 //   npm run calibrate -- glow-fashion [--default-score complexity] [--fpr 0.05]
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -46,7 +46,9 @@ const stats = (xs: number[]) => {
   const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
   const std = Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (xs.length - 1));
   const q = (p: number) => s[Math.min(s.length - 1, Math.floor(p * s.length))];
-  return { mean, std, min: s[0], max: s.at(-1)!, threshold: q(1 - fpr), sorted: s };
+  // min/max are the 0.5 % and 99.5 % quantiles: the normalization span must not hinge on a few
+  // extreme held-out scores (NICE's NLL has a tail to 1e5 nats).
+  return { mean, std, min: q(0.005), max: q(0.995), threshold: q(1 - fpr), sorted: s };
 };
 const nll = stats(scores.nll);
 scores.typicality = scores.nll.map((v) => Math.abs(v - nll.mean) / nll.std);

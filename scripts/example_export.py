@@ -14,7 +14,6 @@ import math
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 from sklearn.datasets import make_moons
 

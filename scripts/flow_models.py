@@ -12,8 +12,6 @@ matrix as an argument (built from LU factors outside the graph; see flowexport.l
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 import torch.nn.functional as F

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import json
 import math
 import os
 import sys
@@ -33,7 +32,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import flow_data  # noqa: E402
 from flow_models import NICE, Glow, RealNVP, VectorRealNVP, count_parameters  # noqa: E402
-from flowexport import (ExportError, bits_per_dim, calibration_block, export_package,  # noqa: E402
+from flowexport import (ExportError, Tolerances, bits_per_dim, calibration_block, export_package,  # noqa: E402
                         log_standard_normal, transform_forward)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,6 +78,9 @@ MODELS = {
         transform={"kind": "affine", "scale": 1.0, "shift": -0.5}, dequantization="uniform", temperature=0.7,
         arch=dict(shape=(1, 28, 28), levels=2, steps=8, hidden=64, seed=0),
         epochs=7, batch=64, lr=1e-3, warmup=200, clip=100.0, threads=1, seed=0,
+        # 16 float32 steps: PyTorch float32 itself is ~1.3e-4*(1+|z|) off float64 on the reference
+        # latents (the same-precision ONNX check stays at 2e-5); log p agreement stays at 1e-4
+        latent_tolerance=3e-4,
         description="Glow on Fashion-MNIST: 2 levels x 8 steps (actnorm with data-dependent init, "
                     "invertible 1x1 conv as LU factors, affine coupling with sigmoid scale), learned split "
                     "prior and learned top prior standardized inside the graphs. Preprocessing x - 0.5.",
@@ -268,7 +270,8 @@ def export(cfg: dict, ckpt: dict, out_dir: Path, log=print) -> dict:
     if manifest["prior"]["learned"] is None:
         del manifest["prior"]["learned"]
     lu = model.lu_factors() if cfg["family"] == "glow" else []
-    return export_package(model, manifest, out_dir, ref, lu_layers=lu, opset=17,
+    tol = Tolerances(latent=cfg.get("latent_tolerance", Tolerances.latent))
+    return export_package(model, manifest, out_dir, ref, lu_layers=lu, opset=17, tolerances=tol,
                           max_package_bytes=MAX_PACKAGE_BYTES, log=log)
 
 

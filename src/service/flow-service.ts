@@ -5,7 +5,7 @@ import { InferenceError, ModelNotFoundError, ModelUnavailableError, NotReadyErro
 import { batchTypicality, complexityScore, normalizeScore, typicality, type BatchTypicality } from '../flow/anomaly.js';
 import { dataToPixels } from '../flow/quantize.js';
 import { Rng } from '../flow/random.js';
-import { encodePng } from '../imaging/image-codec.js';
+import { losslessPng } from '../imaging/image-codec.js';
 import type { Provider } from '../runtime/session.js';
 import { WorkerCrashedError, WorkerPool, type PoolLogger } from '../runtime/worker-pool.js';
 import type { SessionReport } from '../runtime/protocol.js';
@@ -225,16 +225,12 @@ export class FlowService {
   }
 }
 
-/** L(x) in bits: the 8-bit image's length as PNG at maximum compression. */
+/** L(x) in bits: the 8-bit image's length as a lossless PNG at maximum compression. */
 async function compressedBits(x: Float64Array, n: number, model: FlowModel): Promise<number[]> {
   const { shape, bitDepth } = model.manifest.data;
   const [c, h, w] = shape;
-  return Promise.all(
-    Array.from({ length: n }, async (_, i) => {
-      const pixels = dataToPixels(x.subarray(i * model.dim, (i + 1) * model.dim), bitDepth!) as Uint8Array;
-      return 8 * (await encodePng(pixels, c, h, w)).length;
-    }),
-  );
+  const images = Array.from({ length: n }, (_, i) => dataToPixels(x.subarray(i * model.dim, (i + 1) * model.dim), bitDepth!) as Uint8Array);
+  return (await losslessPng(images, c as 1 | 3, h, w)).map((png) => 8 * png.length);
 }
 
 /** Batch typicality test against the held-out NLL distribution, seeded so answers repeat. */
