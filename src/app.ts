@@ -92,6 +92,16 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   inferenceRoutes(app, service, config);
   modelRoutes(app, service, metrics);
 
+  // Graceful close: connections busy at close time would stay open as keep-alive and hold
+  // server.close() for the keep-alive timeout; tell those clients to close after their response.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onSend', async (_request, reply) => {
+    if (closing) reply.header('connection', 'close');
+  });
+
   if (!options.skipModels) app.addHook('onReady', async () => void service.start());
   app.addHook('onClose', async () => service.close());
   return app;

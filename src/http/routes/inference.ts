@@ -2,7 +2,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Config } from '../../config/config.js';
-import { InvalidInputError } from '../../errors.js';
+import { InvalidInputError, ValidationError } from '../../errors.js';
 import { dataToPixels } from '../../flow/quantize.js';
 import { MAX_SEED, randomSeed } from '../../flow/random.js';
 import { encodePng } from '../../imaging/image-codec.js';
@@ -48,9 +48,15 @@ export function inferenceRoutes(app: FastifyInstance, service: FlowService, conf
     if (request.isMultipart()) {
       const files: Buffer[] = [];
       const fields: Record<string, string> = {};
-      for await (const part of request.parts()) {
-        if (part.type === 'file') files.push(await part.toBuffer());
-        else fields[part.fieldname] = String(part.value);
+      try {
+        for await (const part of request.parts()) {
+          if (part.type === 'file') files.push(await part.toBuffer());
+          else fields[part.fieldname] = String(part.value);
+        }
+      } catch (err) {
+        // Size and count limits carry FST_ codes (413/400); anything else is a malformed body.
+        if ((err as { code?: string }).code?.startsWith('FST_')) throw err;
+        throw new ValidationError(`body: malformed multipart/form-data (${(err as Error).message})`, { field: 'body', rule: 'multipart' });
       }
       for (const f of Object.keys(fields)) if (!['model', 'resize', 'batchTest'].includes(f)) throw new InvalidInputError(f, 'is not a known field (multipart takes model, resize, batchTest and image files)');
       for (const f of ['resize', 'batchTest']) if (fields[f] !== undefined && fields[f] !== 'true' && fields[f] !== 'false') throw new InvalidInputError(f, 'must be true or false');
