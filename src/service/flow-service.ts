@@ -150,7 +150,9 @@ export class FlowService {
       merge: c.dynamicBatching,
       maxQueueSize: c.maxQueueSize,
       timeoutMs: c.requestTimeoutMs,
-      maxInflight: c.workerThreads,
+      // Two batches per thread: the next batch forms and waits in the thread's queue while one
+      // runs, so the thread never idles while the event loop answers the previous batch.
+      maxInflight: 2 * c.workerThreads,
       constFeeds: FlowModel.luFeeds(pkg.lu, direction),
       run: async (feeds: Record<string, TensorData>, rows: number) => {
         depth.set(batcher.queuedRows);
