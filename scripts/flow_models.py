@@ -267,14 +267,28 @@ class RealNVP(nn.Module):
 
 
 # ================================================================================================
-# Glow (Kingma & Dhariwal 2018)
+# Glow (Kingma & Dhariwal 2018), with bounded log-scales so that sampling (the inverse) stays finite
 #   step = actnorm -> invertible 1x1 conv (LU) -> affine coupling
 #   actnorm:   y = (x + b) * exp(logs)                 log-det  H*W*sum logs  (data-dependent init)
 #   1x1 conv:  y = W x,  W = P L (U + diag(sign*exp(logs)))   log-det H*W*sum logs (added OUTSIDE the graph)
-#   coupling:  y_b = (x_b + t) * sigmoid(r + 2),  (t, r) = NN(x_a)        log-det sum log sigmoid
+#   coupling:  y_b = (x_b + t) * exp(log s),  log s = B * tanh(r / B),  (t, r) = NN(x_a)   log-det sum log s
+#              (Glow's sigmoid(r + 2) scale is unbounded below, so its inverse, which divides by it,
+#              turned prior draws into Inf/NaN; here the inverse multiplier is at most e^B per coupling)
 #   level:     squeeze -> K steps -> split; split prior N(mu(h), sigma(h)) standardized in-graph:
 #              eps = (z - mu) / sigma, log-det -sum log sigma.  Top: learned per-position mu, sigma.
+#              log sigma = min(v, P * tanh(v / P)): v itself below 0, softly capped at P above, so the
+#              inverse z = mu + sigma * eps never scales a draw by more than e^P (small sigma stays free).
 # ================================================================================================
+def soft_bound(v: torch.Tensor, bound: float) -> torch.Tensor:
+    """bound * tanh(v / bound): slope 1 at 0, |result| < bound."""
+    return bound * torch.tanh(v / bound)
+
+
+def soft_upper_bound(v: torch.Tensor, bound: float) -> torch.Tensor:
+    """v for v <= 0, bound * tanh(v / bound) above (C1, < bound): caps a log-scale from above only."""
+    return torch.minimum(v, soft_bound(v, bound))
+
+
 class ActNorm(nn.Module):
     def __init__(self, channels: int):
         super().__init__()
@@ -354,34 +368,40 @@ class ZeroConv(nn.Module):
         return self.conv(x) * torch.exp(3 * self.logs)
 
 
+def glow_net(c_in: int, hidden: int, c_out: int) -> nn.Sequential:
+    """Glow's coupling net: 3x3 -> ReLU -> 1x1 -> ReLU -> ZeroConv 3x3 (starts at zero)."""
+    return nn.Sequential(nn.Conv2d(c_in, hidden, 3, padding=1), nn.ReLU(),
+                         nn.Conv2d(hidden, hidden, 1), nn.ReLU(), ZeroConv(hidden, c_out))
+
+
 class GlowCoupling(nn.Module):
-    def __init__(self, channels: int, hidden: int):
+    def __init__(self, channels: int, hidden: int, bound: float = 2.0):
         super().__init__()
         self.half = channels // 2
-        self.net = nn.Sequential(nn.Conv2d(self.half, hidden, 3, padding=1), nn.ReLU(),
-                                 nn.Conv2d(hidden, hidden, 1), nn.ReLU(), ZeroConv(hidden, 2 * (channels - self.half)))
+        self.bound = float(bound)
+        self.net = glow_net(self.half, hidden, 2 * (channels - self.half))
 
-    def _shift_scale(self, a):
+    def _shift_logscale(self, a):
         t, r = self.net(a).chunk(2, dim=1)
-        return t, torch.sigmoid(r + 2.0)
+        return t, soft_bound(r, self.bound)
 
     def forward(self, x):
         a, b = x[:, :self.half], x[:, self.half:]
-        t, s = self._shift_scale(a)
-        return torch.cat([a, (b + t) * s], 1), torch.log(s).flatten(1).sum(1)
+        t, log_s = self._shift_logscale(a)
+        return torch.cat([a, (b + t) * torch.exp(log_s)], 1), log_s.flatten(1).sum(1)
 
     def inverse(self, y):
         a, b = y[:, :self.half], y[:, self.half:]
-        t, s = self._shift_scale(a)
-        return torch.cat([a, b / s - t], 1), -torch.log(s).flatten(1).sum(1)
+        t, log_s = self._shift_logscale(a)
+        return torch.cat([a, b * torch.exp(-log_s) - t], 1), -log_s.flatten(1).sum(1)
 
 
 class GlowStep(nn.Module):
-    def __init__(self, channels: int, spatial: int, hidden: int, seed: int):
+    def __init__(self, channels: int, spatial: int, hidden: int, seed: int, bound: float = 2.0):
         super().__init__()
         self.actnorm = ActNorm(channels)
         self.invconv = InvConv1x1LU(channels, spatial, seed)
-        self.coupling = GlowCoupling(channels, hidden)
+        self.coupling = GlowCoupling(channels, hidden, bound)
 
     def forward(self, x, w=None):
         x, ld1 = self.actnorm(x)
@@ -398,20 +418,29 @@ class GlowStep(nn.Module):
 
 class Glow(nn.Module):
     """Levels of (squeeze, K steps, split); latent parts: each split's factored-out half, then the top.
-    LU layers are ordered level by level, step by step; flow(y, *w) takes one W per layer."""
+    LU layers are ordered level by level, step by step; flow(y, *w) takes one W per layer.
 
-    def __init__(self, shape=(1, 28, 28), levels: int = 2, steps: int = 8, hidden: int = 128, seed: int = 0):
+    hidden: coupling-net width, one int or one per level. coupling_bound: B above (|log s| < B).
+    prior_bound: P above (log sigma < P, split and top priors). prior_hidden: 0 = Glow's split prior
+    (one zero-initialized 3x3 conv on the kept half); > 0 = a coupling-style net of that width."""
+
+    def __init__(self, shape=(1, 28, 28), levels: int = 2, steps: int = 8, hidden=128, seed: int = 0,
+                 coupling_bound: float = 2.0, prior_bound: float = 2.0, prior_hidden: int = 0):
         super().__init__()
         c, size = shape[0], shape[1]
+        hidden = [hidden] * levels if isinstance(hidden, int) else list(hidden)
+        self.prior_bound = float(prior_bound)
         self.levels = nn.ModuleList()
         self.priors = nn.ModuleList()
         self.part_shapes = []
         for lvl in range(levels):
             c, size = c * 4, size // 2
             self.levels.append(nn.ModuleDict({"steps": nn.ModuleList(
-                GlowStep(c, size * size, hidden, seed * 1000 + lvl * 100 + k) for k in range(steps))}))
+                GlowStep(c, size * size, hidden[lvl], seed * 1000 + lvl * 100 + k, coupling_bound) for k in range(steps))}))
             if lvl < levels - 1:
-                self.priors.append(ZeroConv(c - c // 2, 2 * (c // 2)))  # mu, log sigma of the split half
+                # mu, log sigma of the split half from the kept half
+                self.priors.append(glow_net(c - c // 2, prior_hidden, 2 * (c // 2)) if prior_hidden
+                                   else ZeroConv(c - c // 2, 2 * (c // 2)))
                 self.part_shapes.append([c // 2, size, size])
                 c = c - c // 2
         self.top_mean = nn.Parameter(torch.zeros(1, c, size, size))
@@ -428,6 +457,13 @@ class Glow(nn.Module):
     def lu_logdet(self):
         return sum(conv.lu_logdet() for conv in self.invconvs())
 
+    def _split_prior(self, lvl, h):
+        mean, logs = self.priors[lvl](h).chunk(2, dim=1)
+        return mean, soft_upper_bound(logs, self.prior_bound)
+
+    def _top_logs(self):
+        return soft_upper_bound(self.top_logs, self.prior_bound)
+
     def forward(self, y, *w):
         w = list(w) if w else [None] * len(self.invconvs())
         ld = zeros_per_sample(y)
@@ -440,23 +476,25 @@ class Glow(nn.Module):
             if lvl < len(self.levels) - 1:
                 half = h.shape[1] // 2
                 z, h = h[:, :half], h[:, half:]
-                mean, logs = self.priors[lvl](h).chunk(2, dim=1)
+                mean, logs = self._split_prior(lvl, h)
                 parts.append((z - mean) * torch.exp(-logs))
                 ld = ld - logs.flatten(1).sum(1)
-        parts.append((h - self.top_mean) * torch.exp(-self.top_logs))
-        ld = ld - self.top_logs.sum()
+        top_logs = self._top_logs()
+        parts.append((h - self.top_mean) * torch.exp(-top_logs))
+        ld = ld - top_logs.sum()
         return (*parts, ld)
 
     def inverse(self, *args):
         n_parts = len(self.part_shapes)
         eps, w_inv = list(args[:n_parts]), list(args[n_parts:])
         w_inv = w_inv if w_inv else [None] * len(self.invconvs())
-        h = eps[-1] * torch.exp(self.top_logs) + self.top_mean
-        ld = zeros_per_sample(h) + self.top_logs.sum()
+        top_logs = self._top_logs()
+        h = eps[-1] * torch.exp(top_logs) + self.top_mean
+        ld = zeros_per_sample(h) + top_logs.sum()
         k = len(w_inv)
         for lvl in reversed(range(len(self.levels))):
             if lvl < len(self.levels) - 1:
-                mean, logs = self.priors[lvl](h).chunk(2, dim=1)
+                mean, logs = self._split_prior(lvl, h)
                 h = torch.cat([eps[lvl] * torch.exp(logs) + mean, h], 1)
                 ld = ld + logs.flatten(1).sum(1)
             for step in reversed(self.levels[lvl]["steps"]):

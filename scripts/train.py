@@ -82,8 +82,9 @@ MODELS = {
         # latents (the same-precision ONNX check stays at 2e-5); log p agreement stays at 1e-4
         latent_tolerance=3e-4,
         description="Glow on Fashion-MNIST: 2 levels x 8 steps (actnorm with data-dependent init, "
-                    "invertible 1x1 conv as LU factors, affine coupling with sigmoid scale), learned split "
-                    "prior and learned top prior standardized inside the graphs. Preprocessing x - 0.5.",
+                    "invertible 1x1 conv as LU factors, affine coupling with tanh-bounded log-scale |log s| < 2), "
+                    "learned split prior and learned top prior (log sigma softly capped at 2) standardized "
+                    "inside the graphs, so that sampling stays finite up to T = 2. Preprocessing x - 0.5.",
         quick=dict(arch=dict(shape=(1, 28, 28), levels=2, steps=1, hidden=8, seed=0), epochs=1,
                    train_subset=1000),
     ),

@@ -7,7 +7,8 @@ For each folder: manifest fields, sha256 of every file, graph io names/shapes an
 data inside weights.bin, W / W^-1 from lu.json (||W W^-1 - I||inf <= 1e-5), then onnxruntime-node
 (scripts/ort-run.mjs) on reference.json: latents (3e-4 abs-ish, float32), full logDet (pre + graph +
 LU) and logProb (1e-4 relative), the
-data-space round trip, and the size limits (package <= 8 MiB, all packages <= 16 MiB).
+data-space round trip, sampling stability (512 standard-normal draws at T = 1 and T = 2 through the
+inverse graph: all finite, max |x| <= 1e4), and the size limits (package <= 8 MiB, all <= 16 MiB).
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from flowexport import LUFactors, log_standard_normal, transform_forward, transform_inverse  # noqa: E402
 from flowexport.ort import run_onnx  # noqa: E402
+from flowexport.stability import check_package, format_row  # noqa: E402
 
 PACKAGE_LIMIT, TOTAL_LIMIT = 8 * 1024 * 1024, 16 * 1024 * 1024
 LATENT_TOL = 3e-4  # |z - z_ref| / (1 + |z_ref|)
@@ -90,6 +92,9 @@ def verify(folder: Path) -> list:
                               ("round trip", err_rt, 1e-4), ("fwd+inv logDet", err_ldsum, 1e-4)):
         if not err <= limit:
             problems.append(f"{label}: error {err:.2e}")
+    for r in check_package(folder):
+        if not r["ok"]:
+            problems.append("sampling stability: " + format_row(folder.name, r))
     size = sum(p.stat().st_size for p in folder.iterdir())
     if size > PACKAGE_LIMIT:
         problems.append(f"size {size} > {PACKAGE_LIMIT}")

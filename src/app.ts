@@ -14,6 +14,7 @@ import { modelRoutes } from './http/routes/models.js';
 import { ErrorResponse, MultipartBody } from './http/schemas.js';
 import { FlowService } from './service/flow-service.js';
 import { createMetrics } from './service/metrics.js';
+import { NotReadyError } from './errors.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -48,7 +49,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     bodyLimit: config.bodyLimitBytes,
     // Strict bodies: no type coercion, unknown fields refused rather than dropped.
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
-    return503OnClosing: true,
+    // our own 503 below (error format, Retry-After) instead of Fastify's bare one
+    return503OnClosing: false,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   const service = new FlowService(config, metrics, app.log);
@@ -100,6 +102,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   });
   app.addHook('onSend', async (_request, reply) => {
     if (closing) reply.header('connection', 'close');
+  });
+  // A request that arrives on an open connection after close began is refused, never half-served.
+  app.addHook('onRequest', async () => {
+    if (closing) throw new NotReadyError('shutting down: not accepting new requests');
   });
 
   if (!options.skipModels) app.addHook('onReady', async () => void service.start());

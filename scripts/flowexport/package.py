@@ -18,6 +18,8 @@ Checks (any failure -> ExportError, the target folder is left untouched):
     amplifies), and the ONNX graph log-det vs PyTorch float32
   * ONNX data-space round trip, ONNX forward+inverse log-det ~ 0, batch-1 == batch-N rows
   * ONNX inverse vs PyTorch float64 inverse on prior samples at the default temperature
+  * sampling stability (flowexport.stability): 512 standard-normal draws at T = 1 and T = 2 through
+    the ONNX inverse; every output finite, and max |x| <= 1e4 in data space at T = 1
 Everything is written to a temporary sibling folder and renamed into place only when all pass.
 """
 from __future__ import annotations
@@ -37,6 +39,7 @@ import torch
 from . import onnx_io
 from .ort import run_onnx
 from .preprocessing import log_standard_normal, transform_forward, transform_inverse
+from .stability import ABS_LIMIT, GATE_TEMPERATURES, SAMPLE_COUNT, sample_stability
 
 FORMAT_VERSION = 1
 
@@ -54,6 +57,7 @@ class Tolerances:
     logdet_sum: float = 1e-4    # |ld_fwd + ld_inv| <= logdet_sum * max(1, |ld_fwd|)  (ONNX)
     sample: float = 1e-4        # ONNX vs float64 inverse of prior samples, data space, * (1 + |x|)
     float64: float = 1e-8       # PyTorch float64 self-consistency (same forms)
+    sample_abs: float = ABS_LIMIT  # max |x| (data space) of the stability draws; any non-finite fails
 
 
 @dataclass
@@ -99,7 +103,8 @@ def _split_parts(flat: np.ndarray, parts: list) -> list:
 
 def export_package(flow: torch.nn.Module, manifest: dict, out_dir, reference_inputs, lu_layers=(),
                    opset: int = 17, tolerances: Tolerances | None = None, sample_count: int = 8,
-                   sample_seed: int = 0, max_package_bytes: int | None = None, log=print) -> dict:
+                   sample_seed: int = 0, max_package_bytes: int | None = None,
+                   stability_temperatures=GATE_TEMPERATURES, stability_count: int = SAMPLE_COUNT, log=print) -> dict:
     """Write models/<name>/ from `flow`. `manifest` holds every flow.json field except formatVersion,
     graphs, latent.size, lu and files, which are derived here. Returns a report of all checks."""
     tol = tolerances or Tolerances()
@@ -221,6 +226,14 @@ def export_package(flow: torch.nn.Module, manifest: dict, out_dir, reference_inp
         x_s_onnx = transform_inverse(torch.tensor(i_s["x"]), transform).numpy()
         checks.check(f"onnx inverse of {sample_count} samples (T={temperature}) vs torch64", _abs1(x_s_onnx, x_s.numpy()), tol.sample)
         checks.check("onnx inverse logDet of samples (relative)", _rel(i_s["logDet"], ld_s.numpy()), tol.log_prob)
+        # sampling stability: the service decodes N(0, T^2) draws for any 0 < T <= 2
+        stability = sample_stability(tmp / "inverse.onnx", parts, transform, w_inv_feeds, stability_temperatures,
+                                     stability_count, tol.sample_abs)
+        for r in stability:
+            t = f"{r['count']} draws T={r['temperature']:g}"
+            checks.check(f"onnx {t}: non-finite samples", r["nonFinite"], 0)
+            if r["temperature"] <= 1:  # above T = 1 only finiteness is required (stability.py)
+                checks.check(f"onnx {t}: max |x| (data space)", r["maxAbsX"], tol.sample_abs)
 
         log(f"[{name}] export checks:\n{checks.table()}")
         if checks.failed:
@@ -265,4 +278,4 @@ def export_package(flow: torch.nn.Module, manifest: dict, out_dir, reference_inp
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     log(f"[{name}] wrote {out_dir} ({size / 1e6:.2f} MB)")
-    return {"checks": checks.results, "bytes": size, "files": full["files"]}
+    return {"checks": checks.results, "bytes": size, "files": full["files"], "stability": stability}

@@ -19,6 +19,7 @@ export const ConfigSchema = Type.Object({
   cudaDeviceId: Int(0, 0, 64, 'CUDA device ordinal.'),
   workerThreads: Int(1, 1, 64, 'Inference worker threads (each holds every model).'),
   intraOpThreads: Int(0, 0, 256, 'ONNX Runtime intra-op threads per session (0 = ORT default: one per core).'),
+  intraOpSpinning: Type.Boolean({ default: false, description: 'Let idle ONNX Runtime intra-op threads spin-wait for work (ORT default true); off leaves CPU to the HTTP thread.' }),
   bodyLimitBytes: Int(16 * 1024 * 1024, 1024, 1024 * 1024 * 1024, 'Largest request body accepted (413 above).'),
   maxItemsPerRequest: Int(256, 1, 100_000, 'Most inputs, images or latents in one request (400 above).'),
   maxSamplesPerRequest: Int(256, 1, 100_000, 'Largest `count` for /sample (400 above).'),

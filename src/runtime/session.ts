@@ -16,6 +16,8 @@ export interface SessionOptions {
   provider: 'auto' | 'cuda' | 'cpu';
   deviceId: number;
   intraOpThreads: number;
+  /** session.intra_op.allow_spinning: spinning pool threads cut ORT's wake-up latency but burn the cores the event loop needs. */
+  intraOpSpinning: boolean;
 }
 
 export interface LoadedSession {
@@ -34,6 +36,7 @@ export async function createSession(path: string, opts: SessionOptions): Promise
   const base: ort.InferenceSession.SessionOptions = {
     graphOptimizationLevel: 'all',
     ...(opts.intraOpThreads > 0 ? { intraOpNumThreads: opts.intraOpThreads } : {}),
+    extra: { session: { intra_op: { allow_spinning: opts.intraOpSpinning ? '1' : '0' } } },
   };
   const open = async (provider: Provider) => {
     const session = await ort.InferenceSession.create(path, {

@@ -98,7 +98,7 @@ export class FlowService {
     ]);
     this.pool = new WorkerPool(
       specs,
-      { provider: this.config.executionProvider, deviceId: this.config.cudaDeviceId, intraOpThreads: this.config.intraOpThreads },
+      { provider: this.config.executionProvider, deviceId: this.config.cudaDeviceId, intraOpThreads: this.config.intraOpThreads, intraOpSpinning: this.config.intraOpSpinning },
       this.config.workerThreads,
       this.log,
     );
