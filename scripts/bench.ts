@@ -2,8 +2,8 @@
 // machine: (1) raw onnxruntime-node in-process at the same batch sizes, (2) the service over HTTP at
 // saturation with autocannon (concurrency sweep, single-sample and batched requests), (3) the service
 // with dynamic batching disabled. Reports samples/s, p50/p99 latency, /healthz latency while
-// saturated and peak RSS; writes bench/results-<date>.md.
-//   BENCH_SECONDS=5 BENCH_MODELS=glow-fashion,nice-mnist BENCH_CONCURRENCY=1,8,64,128 npm run bench
+// saturated (probed from a separate process, every 20 ms) and peak RSS; writes bench/results-<date>.md.
+//   BENCH_SECONDS=5 BENCH_MODELS=glow-fashion,nice-mnist BENCH_CONCURRENCY=1,8,64,128 [BENCH_PROVIDER=cuda] npm run bench
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
@@ -16,6 +16,8 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CONCURRENCY = (process.env.BENCH_CONCURRENCY ?? '1,8,64,128').split(',').map(Number);
 const BATCH = 64;
 const MODEL_DIR = process.env.MODEL_DIR ?? join(ROOT, 'models');
+// cpu (default) or cuda: the same provider for raw ORT and the service
+const PROVIDER = process.env.BENCH_PROVIDER === 'cuda' ? 'cuda' : 'cpu';
 
 interface Manifest {
   name: string;
@@ -33,7 +35,7 @@ const pct = (xs: number[], p: number) => {
 
 /** (1) Raw ORT: session.run on a [batch, …] input, the limit for our overhead. */
 async function rawOrt(dir: string, m: Manifest, direction: 'forward' | 'inverse', batch: number): Promise<number> {
-  const session = await ort.InferenceSession.create(join(dir, direction === 'forward' ? m.graphs.forward : m.graphs.inverse), { executionProviders: ['cpu'], graphOptimizationLevel: 'all' });
+  const session = await ort.InferenceSession.create(join(dir, direction === 'forward' ? m.graphs.forward : m.graphs.inverse), { executionProviders: [PROVIDER], graphOptimizationLevel: 'all' });
   const feeds: Record<string, ort.Tensor> = {};
   for (const meta of session.inputMetadata) {
     const shape = (meta.isTensor ? [...meta.shape] : []).map((d) => (typeof d === 'number' && d > 0 ? d : batch));
@@ -55,7 +57,7 @@ async function rawOrt(dir: string, m: Manifest, direction: 'forward' | 'inverse'
 }
 
 async function startServer(env: Record<string, string>): Promise<{ child: ChildProcess; base: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], { cwd: ROOT, env: { ...process.env, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'warn', MODEL_DIR, EXECUTION_PROVIDER: 'cpu', MAX_QUEUE_SIZE: '100000', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], { cwd: ROOT, env: { ...process.env, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'warn', MODEL_DIR, EXECUTION_PROVIDER: PROVIDER, MAX_QUEUE_SIZE: '100000', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stderr!.on('data', (d) => (out += d));
   const port = await new Promise<number>((resolve, reject) => {
@@ -87,19 +89,14 @@ const peakRss = (pid: number) => Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/pro
 interface Point { label: string; concurrency: number; samplesPerReq: number; samplesPerSec: number; p50: number; p99: number; errors: number; healthP50: number; healthP99: number }
 
 async function load(base: string, path: string, body: string, samplesPerReq: number, concurrency: number, label: string): Promise<Point> {
-  const health: number[] = [];
-  let probing = true;
-  const probe = (async () => {
-    while (probing) {
-      const t = performance.now();
-      await fetch(`${base}/healthz`).then((r) => r.arrayBuffer());
-      health.push(performance.now() - t);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  })();
+  const prober = spawn(process.execPath, [join(ROOT, 'scripts/lib/health-probe.mjs'), base], { stdio: ['pipe', 'pipe', 'inherit'] });
+  let probeOut = '';
+  prober.stdout!.on('data', (d) => (probeOut += d));
+  const probeDone = new Promise((r) => prober.on('exit', r));
   const result = await autocannon({ url: base + path, method: 'POST', headers: { 'content-type': 'application/json' }, body, connections: concurrency, duration: SECONDS, pipelining: 1 });
-  probing = false;
-  await probe;
+  prober.stdin!.end();
+  await probeDone;
+  const health = JSON.parse(probeOut || '[]') as number[];
   return {
     label,
     concurrency,
@@ -132,8 +129,8 @@ async function main() {
   const started = new Date().toISOString();
   log(`# flowserve benchmark, ${started}`);
   log('');
-  log(`Machine: ${cpus().length} × ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; node ${process.version}; onnxruntime-node ${ort.env.versions.node}; CPU execution provider.`);
-  log(`Command: \`BENCH_SECONDS=${SECONDS} BENCH_CONCURRENCY=${CONCURRENCY.join(',')} BENCH_MODELS=${names.join(',')} npm run bench\`. Load generator: autocannon in the bench process (shares the machine). Service: 1 inference thread, MAX_BATCH_SIZE=${BATCH}, MAX_QUEUE_DELAY_MS=0 (batches form while the inference thread is busy).`);
+  log(`Machine: ${cpus().length} × ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; node ${process.version}; onnxruntime-node ${ort.env.versions.node}; ${PROVIDER.toUpperCase()} execution provider.`);
+  log(`Command: \`BENCH_SECONDS=${SECONDS} BENCH_CONCURRENCY=${CONCURRENCY.join(',')} BENCH_MODELS=${names.join(',')} npm run bench\`. Load generator: autocannon in the bench process; /healthz probed every 20 ms from a separate process; all on the same machine. Service: 1 inference thread, MAX_BATCH_SIZE=${BATCH}, MAX_QUEUE_DELAY_MS=0 (batches form while the inference thread is busy).`);
   log('');
 
   const servers = { batched: await startServer({ MAX_BATCH_SIZE: String(BATCH) }), naive: await startServer({ DYNAMIC_BATCHING: 'false', MAX_BATCH_SIZE: String(BATCH) }) };

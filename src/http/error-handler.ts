@@ -88,7 +88,8 @@ export function frameworkErrorHandler(config: Config, metrics: Metrics) {
 export function registerErrorHandling(app: FastifyInstance, config: Config, metrics: Metrics): void {
   app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     const appErr = toAppError(error, config);
-    if (appErr.statusCode >= 500) request.log.error({ err: error, cause: appErr.cause, code: appErr.code, url: request.url }, 'request failed');
+    // NOT_READY (warming up, shutting down) is a refusal by design, not a failure
+    if (appErr.statusCode >= 500 && appErr.code !== 'NOT_READY') request.log.error({ err: error, cause: appErr.cause, code: appErr.code, url: request.url }, 'request failed');
     else request.log.info({ code: appErr.code, msg: appErr.message }, 'request refused');
     return sendError(reply, appErr, metrics);
   });

@@ -8,6 +8,7 @@ const port = parentPort;
 if (!port) throw new Error('inference-worker must run in a worker thread');
 const sessions = new Map<string, LoadedSession>();
 const send = (m: WorkerResponse, transfer: ArrayBuffer[] = []) => port.postMessage(m, transfer);
+const running = new Set<Promise<void>>();
 
 port.on('message', async (msg: WorkerRequest) => {
   if (msg.type === 'init') {
@@ -32,24 +33,39 @@ port.on('message', async (msg: WorkerRequest) => {
     send({ type: 'ready', reports });
     return;
   }
+  if (msg.type === 'close') {
+    // Terminating a thread while ORT runs or owns sessions aborts the whole process
+    // (Napi::Error in teardown): drain and release first, then leave.
+    await Promise.allSettled([...running]);
+    await Promise.allSettled([...sessions.values()].map((s) => s.session.release()));
+    sessions.clear();
+    process.exit(0);
+  }
   if (msg.type === 'run') {
-    const s = sessions.get(msg.key);
-    if (!s) {
-      send({ type: 'failed', id: msg.id, error: `no session '${msg.key}' in this worker` });
-      return;
-    }
-    const started = performance.now();
-    try {
-      const outputs = await runSession(s, msg.feeds, msg.key);
-      // Copy out of ORT-owned memory into transferable buffers.
-      const transfer: ArrayBuffer[] = [];
-      for (const t of Object.values(outputs)) {
-        t.data = t.data.slice();
-        transfer.push(t.data.buffer as ArrayBuffer);
-      }
-      send({ type: 'result', id: msg.id, outputs, ms: performance.now() - started }, transfer);
-    } catch (err) {
-      send({ type: 'failed', id: msg.id, error: err instanceof Error ? err.message : String(err) });
-    }
+    const job = run(msg);
+    running.add(job);
+    await job;
+    running.delete(job);
   }
 });
+
+async function run(msg: Extract<WorkerRequest, { type: 'run' }>): Promise<void> {
+  const s = sessions.get(msg.key);
+  if (!s) {
+    send({ type: 'failed', id: msg.id, error: `no session '${msg.key}' in this worker` });
+    return;
+  }
+  const started = performance.now();
+  try {
+    const outputs = await runSession(s, msg.feeds, msg.key);
+    // Copy out of ORT-owned memory into transferable buffers.
+    const transfer: ArrayBuffer[] = [];
+    for (const t of Object.values(outputs)) {
+      t.data = t.data.slice();
+      transfer.push(t.data.buffer as ArrayBuffer);
+    }
+    send({ type: 'result', id: msg.id, outputs, ms: performance.now() - started }, transfer);
+  } catch (err) {
+    send({ type: 'failed', id: msg.id, error: err instanceof Error ? err.message : String(err) });
+  }
+}

@@ -13,7 +13,9 @@ export type SessionReport =
 
 export type WorkerRequest =
   | { type: 'init'; sessions: SessionSpec[]; options: SessionOptions }
-  | { type: 'run'; id: number; key: string; feeds: Record<string, TensorData> };
+  | { type: 'run'; id: number; key: string; feeds: Record<string, TensorData> }
+  /** Finish the runs in hand, release every session, exit the thread. */
+  | { type: 'close' };
 
 export type WorkerResponse =
   | { type: 'ready'; reports: Record<string, SessionReport> }

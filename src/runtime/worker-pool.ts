@@ -75,9 +75,24 @@ export class WorkerPool {
     await this.slots[index]?.worker.terminate();
   }
 
-  async close(): Promise<void> {
+  /** Let every thread finish its runs and release its sessions, then exit; terminate() only as a
+   *  fallback (a hard terminate during a run aborts the process). */
+  async close(graceMs = 10_000): Promise<void> {
     this.closing = true;
-    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+    await Promise.all(
+      this.slots.map(async (s) => {
+        if (s.dead) return;
+        const exited = new Promise<void>((resolve) => s.worker.once('exit', () => resolve()));
+        s.worker.postMessage({ type: 'close' } satisfies WorkerRequest);
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), graceMs)));
+        if ((await Promise.race([exited, late])) === 'late') {
+          this.log.warn({ thread: s.worker.threadId }, 'inference thread did not close in time; terminating it');
+          await s.worker.terminate();
+        }
+        clearTimeout(timer);
+      }),
+    );
   }
 
   private spawn(index: number): Slot {

@@ -162,6 +162,9 @@ export class FlowService {
           this.metrics.inferenceDuration.observe(labels, ms / 1000);
           return outputs;
         } catch (err) {
+          // After close only work whose client already left can get here (Fastify finished every
+          // open request first): nothing failed that anyone waits for.
+          if (this.state === 'stopped') throw new NotReadyError('shutting down: not accepting new requests');
           this.log.error({ model: pkg.name, direction, rows, err: (err as Error).message }, 'inference failed');
           if (err instanceof WorkerCrashedError) throw new ModelUnavailableError(pkg.name, 'its inference thread crashed; retry');
           throw new InferenceError(pkg.name, err);
