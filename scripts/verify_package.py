@@ -24,7 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from flowexport import LUFactors, log_standard_normal, transform_forward, transform_inverse  # noqa: E402
 from flowexport.ort import run_onnx  # noqa: E402
-from flowexport.stability import check_package, format_row  # noqa: E402
+from flowexport.stability import format_row, sample_stability  # noqa: E402
 
 PACKAGE_LIMIT, TOTAL_LIMIT = 8 * 1024 * 1024, 16 * 1024 * 1024
 LATENT_TOL = 3e-4  # |z - z_ref| / (1 + |z_ref|)
@@ -45,8 +45,7 @@ def verify(folder: Path) -> list:
     parts = m["latent"]["parts"]
     names = [p["name"] for p in parts]
     lu = json.loads((folder / m["lu"]["file"]).read_text())["layers"] if m["lu"] else []
-    factors = [LUFactors(l["name"], l["channels"], l["spatial"], l["perm"], np.array(l["lower"]), np.array(l["upper"]),
-                         np.array(l["signS"]), np.array(l["logS"])) for l in lu]
+    factors = [LUFactors.from_json(l) for l in lu]
     for l, f in zip(lu, factors):
         residual = np.abs(f.w() @ f.w_inv() - np.eye(f.channels)).sum(1).max()
         if residual > 1e-5:
@@ -92,7 +91,8 @@ def verify(folder: Path) -> list:
                               ("round trip", err_rt, 1e-4), ("fwd+inv logDet", err_ldsum, 1e-4)):
         if not err <= limit:
             problems.append(f"{label}: error {err:.2e}")
-    for r in check_package(folder):
+    # the W^-1 feeds built above, not a second read of lu.json
+    for r in sample_stability(folder / m["graphs"]["inverse"], parts, m["preprocessing"]["transform"], w_inv):
         if not r["ok"]:
             problems.append("sampling stability: " + format_row(folder.name, r))
     size = sum(p.stat().st_size for p in folder.iterdir())

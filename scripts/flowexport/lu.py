@@ -43,6 +43,12 @@ class LUFactors:
     def logdet(self) -> float:
         return float(self.spatial * np.sum(self.log_s))
 
+    @classmethod
+    def from_json(cls, layer: dict) -> "LUFactors":
+        """One entry of lu.json's `layers`, as to_json wrote it."""
+        return cls(layer["name"], layer["channels"], layer["spatial"], layer["perm"], np.array(layer["lower"]),
+                   np.array(layer["upper"]), np.array(layer["signS"]), np.array(layer["logS"]))
+
     def to_json(self, index: int) -> dict:
         return {
             "name": self.name,

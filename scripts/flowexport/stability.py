@@ -80,12 +80,8 @@ def check_package(folder, temperatures=GATE_TEMPERATURES, count: int = SAMPLE_CO
     """sample_stability for a written package, from its files alone (W^-1 from lu.json as the service builds it)."""
     folder = Path(folder)
     m = json.loads((folder / "flow.json").read_text())
-    feeds = {}
-    if m.get("lu"):
-        for l in json.loads((folder / m["lu"]["file"]).read_text())["layers"]:
-            f = LUFactors(l["name"], l["channels"], l["spatial"], l["perm"], np.array(l["lower"]), np.array(l["upper"]),
-                          np.array(l["signS"]), np.array(l["logS"]))
-            feeds[l["inverseInput"]] = f.w_inv()
+    layers = json.loads((folder / m["lu"]["file"]).read_text())["layers"] if m.get("lu") else []
+    feeds = {l["inverseInput"]: LUFactors.from_json(l).w_inv() for l in layers}
     return sample_stability(folder / m["graphs"]["inverse"], m["latent"]["parts"], m["preprocessing"]["transform"],
                             feeds, temperatures, count, limit, seed)
 
