@@ -1,13 +1,14 @@
 // Writes the anomaly calibration of an image model into its flow.json from held-out in-distribution
 // data (train[55000:60000], never trained on and never the evaluation data): for each score
-// (nll, typicality, complexity) mean, std, robust min/max and the threshold at the (1 − FPR) quantile, plus
+// (nll, typicality, complexity, complexityJpegLs) mean, std, robust min/max and the threshold at the (1 − FPR) quantile, plus
 // 101 NLL quantiles for the batch typicality bootstrap.
-//   npm run calibrate -- glow-fashion [--default-score complexity] [--fpr 0.05]
+//   npm run calibrate -- glow-fashion [--default-score complexityJpegLs] [--fpr 0.05]
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Value } from '@sinclair/typebox/value';
 import { loadConfig } from '../src/config/config.js';
 import { ManifestSchema, type Manifest } from '../src/config/manifest-schema.js';
+import { SCORE_NAMES, availableScores } from '../src/flow/anomaly.js';
 import { FlowService } from '../src/service/flow-service.js';
 import { createMetrics } from '../src/service/metrics.js';
 import { datasetImages, toDataRows } from './lib/datasets.js';
@@ -18,7 +19,7 @@ const opt = (k: string) => {
   const i = args.indexOf(`--${k}`);
   return i >= 0 ? args[i + 1] : undefined;
 };
-if (!name) throw new Error('usage: npm run calibrate -- <model> [--default-score nll|typicality|complexity] [--fpr 0.05]');
+if (!name) throw new Error(`usage: npm run calibrate -- <model> [--default-score ${SCORE_NAMES.join('|')}] [--fpr 0.05]`);
 const HELD_OUT = [55000, 60000] as const;
 const BATCH = 256;
 
@@ -27,20 +28,23 @@ const manifestPath = join(modelDir, name, 'flow.json');
 const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as Manifest;
 if (manifest.data.kind !== 'image') throw new Error(`${name} is a vector model: its calibration comes from the exporter (scripts/train.py)`);
 const fpr = Number(opt('fpr') ?? manifest.calibration?.targetFalsePositiveRate ?? 0.05);
-const defaultScore = opt('default-score') ?? manifest.calibration?.defaultScore ?? 'complexity';
+const defaultScore = opt('default-score') ?? manifest.calibration?.defaultScore ?? 'complexityJpegLs';
+if (!(SCORE_NAMES as readonly string[]).includes(defaultScore)) throw new Error(`--default-score ${defaultScore}: not a score (${SCORE_NAMES.join(', ')})`);
 
 const service = new FlowService(loadConfig({}, { modelDir, executionProvider: 'cpu', maxQueueSize: 1_000_000, requestTimeoutMs: 3_600_000 }), createMetrics(), { info() {}, warn: console.warn, error: console.error });
 await service.start();
 const model = service.resolve(name);
 const images = datasetImages(manifest.training.dataset, 'train', ...HELD_OUT);
-const scores: Record<string, number[]> = { nll: [], typicality: [], complexity: [] };
+// Typicality is left out here: it is derived below from this run's own NLL statistics.
+const computed = availableScores(manifest.data, true).filter((s) => s !== 'typicality');
+const scores: Record<string, number[]> = Object.fromEntries(computed.map((s) => [s, []]));
 for (let i = 0; i < images.length; i += BATCH) {
   const chunk = images.slice(i, i + BATCH);
-  for (const r of await service.likelihood(model, toDataRows(chunk), chunk.length)) for (const k of Object.keys(scores)) scores[k].push((r.scores as Record<string, number>)[k]);
+  for (const r of await service.likelihood(model, toDataRows(chunk), chunk.length, { scores: computed })) for (const k of computed) scores[k].push(r.scores[k]!);
 }
 await service.close();
 
-// Typicality needs the NLL statistics first: recompute it from this run's own NLL mean and std.
+// Typicality needs the NLL statistics first: computed from this run's own NLL mean and std.
 const stats = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -52,8 +56,8 @@ const stats = (xs: number[]) => {
 };
 const nll = stats(scores.nll);
 scores.typicality = scores.nll.map((v) => Math.abs(v - nll.mean) / nll.std);
-const table = Object.fromEntries(Object.entries(scores).map(([k, xs]) => {
-  const { sorted: _s, ...rest } = stats(xs);
+const table = Object.fromEntries(SCORE_NAMES.filter((k) => scores[k]).map((k) => {
+  const { sorted: _s, ...rest } = stats(scores[k]);
   return [k, rest];
 }));
 const nllQuantiles = Array.from({ length: 101 }, (_, i) => nll.sorted[Math.min(nll.sorted.length - 1, Math.round((i / 100) * (nll.sorted.length - 1)))]);
@@ -62,4 +66,4 @@ manifest.calibration = { split: `train[${HELD_OUT[0]}:${HELD_OUT[1]}]`, count: i
 if (!Value.Check(ManifestSchema, manifest)) throw new Error(`calibrated manifest fails its schema: ${JSON.stringify(Value.Errors(ManifestSchema, manifest).First())}`);
 writeFileSync(manifestPath, JSON.stringify(manifest, null, 2) + '\n');
 console.log(`${name}: calibrated on ${images.length} held-out images (default score ${defaultScore}, FPR ${fpr})`);
-for (const [k, v] of Object.entries(table)) console.log(`  ${k.padEnd(10)} mean ${v.mean.toFixed(2)} std ${v.std.toFixed(2)} threshold ${v.threshold.toFixed(2)}`);
+for (const [k, v] of Object.entries(table)) console.log(`  ${k.padEnd(16)} mean ${v.mean.toFixed(2)} std ${v.std.toFixed(2)} threshold ${v.threshold.toFixed(2)}`);

@@ -13,10 +13,29 @@ export function normalizeScore(score: number, stats: Pick<ScoreStats, 'threshold
   return Math.min(1, Math.max(0, v));
 }
 
+/** Every per-input score, in response order; the complexity scores differ only in the compressor. */
+export const SCORE_NAMES = ['nll', 'typicality', 'complexity', 'complexityJpegLs'] as const;
+export type ScoreName = (typeof SCORE_NAMES)[number];
+/** Scores that need the input as an 8-bit image (a lossless image code length). */
+export const IMAGE_SCORES: readonly ScoreName[] = ['complexity', 'complexityJpegLs'];
+
+/** The scores a model can compute: image-code scores need 8-bit images, typicality NLL statistics. */
+export function availableScores(data: { kind: string; bitDepth: number | null }, hasNllStats: boolean): ScoreName[] {
+  const image = data.kind === 'image' && data.bitDepth === 8;
+  return SCORE_NAMES.filter((s) => (s !== 'typicality' || hasNllStats) && (image || !IMAGE_SCORES.includes(s)));
+}
+
 // Input complexity (Serrà et al. 2020): S(x) = −log₂ P(x) − L(x), in bits, where −log₂ P(x) = D·bpd
 // is the model's code length of the 8-bit image and L(x) its lossless-compressed length.
 export function complexityScore(bitsPerDim: number, dim: number, compressedBits: number): number {
   return bitsPerDim * dim - compressedBits;
+}
+
+// JPEG-LS has no stored mode: on incompressible inputs it spends ~10.7 bits per 8-bit pixel, and
+// S(x) would then call uniform noise typical. A two-part code, one flag bit and then the shorter of
+// the JPEG-LS stream and the raw pixels, is still a lossless code and never expands beyond raw.
+export function twoPartCodeBits(compressedBits: number, rawBits: number): number {
+  return 1 + Math.min(compressedBits, rawBits);
 }
 
 /** Inverse CDF from evenly spaced quantiles q[0] = min … q[k] = max, linear in between. */

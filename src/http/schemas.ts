@@ -3,6 +3,7 @@
 // request, sample count) are enforced in the handlers so the error can name the setting.
 import { Type, type Static } from '@sinclair/typebox';
 import { ERROR_CODES, type ErrorCode } from '../errors.js';
+import { SCORE_NAMES, type ScoreName } from '../flow/anomaly.js';
 
 export const ModelName = Type.String({
   pattern: '^[a-z0-9][a-z0-9-]{0,63}$',
@@ -16,6 +17,13 @@ const Format = Type.Union([Type.Literal('array'), Type.Literal('png')], {
 const Images = Type.Array(Type.String({ contentEncoding: 'base64' }), {
   description: 'Base64 PNG, JPEG or WebP images (a data: URL prefix is accepted); pixel k maps to (k + 0.5)/256.',
 });
+const ScoreList = Type.Array(Type.Unsafe<ScoreName>(Type.String({ enum: [...SCORE_NAMES] })), {
+  uniqueItems: true,
+  maxItems: SCORE_NAMES.length,
+  description:
+    '/likelihood only: the scores to compute (default: every score the model has). The others come back null, and so does anomalyScore unless the model\'s default score is listed; ["nll"] skips the image compression behind the complexity scores.',
+  examples: [['nll', 'complexityJpegLs']],
+});
 const Resize = Type.Boolean({ default: false, description: 'Resize images to the model size instead of refusing other sizes.' });
 
 export const DataBody = Type.Object(
@@ -25,6 +33,7 @@ export const DataBody = Type.Object(
     images: Type.Optional(Images),
     resize: Type.Optional(Resize),
     batchTest: Type.Optional(Type.Boolean({ default: false, description: '/likelihood only: also test whether the batch as a whole comes from the training distribution (typicality test).' })),
+    scores: Type.Optional(ScoreList),
   },
   { additionalProperties: false, description: 'Exactly one of inputs or images.' },
 );
@@ -34,6 +43,7 @@ export const MultipartBody = Type.Object({
   model: Type.Optional(Type.String({ description: 'Model name.' })),
   resize: Type.Optional(Type.String({ enum: ['true', 'false'] })),
   batchTest: Type.Optional(Type.String({ enum: ['true', 'false'] })),
+  scores: Type.Optional(Type.String({ description: 'Comma-separated score names (see the JSON body).', examples: ['nll,complexityJpegLs'] })),
   images: Type.Array(Type.String({ format: 'binary' }), { description: 'One or more image files (any field name).' }),
 });
 
@@ -81,17 +91,25 @@ export const SampleResponse = Type.Object({
   redrawn: Type.Integer({ description: 'Draws whose inverse overflowed float32 and were redrawn from the same seeded stream (0 for a well-behaved model).' }),
 });
 
+const Nullable = (description: string) => Type.Union([Type.Number(), Type.Null()], { description });
+
 export const LikelihoodResult = Type.Object({
   logLikelihood: Type.Number({ description: 'log p(x), nats, continuous density in data space.' }),
   bitsPerDim: Type.Number({ description: '−(log p(x) − D·ln 256)/(D·ln 2) for 8-bit images; −log p(x)/(D·ln 2) for vectors.' }),
-  scores: Type.Object({
-    nll: Type.Number({ description: '−log p(x), nats.' }),
-    typicality: Type.Union([Type.Number(), Type.Null()], { description: '|nll − mean| / std over in-distribution held-out data.' }),
-    complexity: Type.Union([Type.Number(), Type.Null()], {
-      description: 'Input-complexity-corrected code length (Serrà et al. 2020), bits: D·bitsPerDim − L(x), L(x) = 8 × length of the 8-bit image as PNG at maximum compression. null for vector models.',
-    }),
+  scores: Type.Object(
+    {
+      nll: Nullable('−log p(x), nats.'),
+      typicality: Nullable('|nll − mean| / std over in-distribution held-out data (Nalisnick et al. 2019b, per input).'),
+      complexity: Nullable(
+        'Input-complexity-corrected code length (Serrà et al. 2020), bits: D·bitsPerDim − L(x), with L(x) = 8 × the length of the 8-bit image as a PNG at maximum compression.',
+      ),
+      complexityJpegLs: Nullable('The same correction with L(x) from lossless JPEG-LS (ISO 14495-1), a stronger image code than PNG: a sharper OOD score (docs/anomaly.md).'),
+    },
+    { description: 'Higher = more anomalous. null when not requested (see the request\'s scores) or not defined for the model: the complexity scores need an 8-bit image model, typicality calibration statistics.' },
+  ),
+  anomalyScore: Type.Union([Type.Number(), Type.Null()], {
+    description: "The model's default score (GET /models: anomaly.defaultScore) normalized to [0, 1]; 0.5 is the threshold. null if the model has no calibration or the request's scores left the default score out.",
   }),
-  anomalyScore: Type.Union([Type.Number(), Type.Null()], { description: "The model's default score normalized to [0, 1]; 0.5 is the threshold (null if the model has no calibration)." }),
   isAnomaly: Type.Union([Type.Boolean(), Type.Null()]),
 });
 
@@ -140,6 +158,7 @@ export const ModelInfo = Type.Object({
       parameters: Type.Union([Type.Number(), Type.Null()]),
     }),
   ),
+  scores: Type.Optional(Type.Array(Type.String(), { description: 'The per-input scores /likelihood can compute for this model (docs/anomaly.md).' })),
   anomaly: Type.Optional(Type.Union([Type.Object({ defaultScore: Type.String(), targetFalsePositiveRate: Type.Number() }), Type.Null()])),
 });
 

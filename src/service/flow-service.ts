@@ -1,11 +1,11 @@
 // The service: loads the registry, starts the inference threads, warms every model up, and
 // answers encode / decode / sample / likelihood in terms of FlowModel. Knows nothing of HTTP.
 import type { Config } from '../config/config.js';
-import { InferenceError, ModelNotFoundError, ModelUnavailableError, NotReadyError } from '../errors.js';
-import { batchTypicality, complexityScore, normalizeScore, typicality, type BatchTypicality } from '../flow/anomaly.js';
+import { InferenceError, InvalidInputError, ModelNotFoundError, ModelUnavailableError, NotReadyError } from '../errors.js';
+import { IMAGE_SCORES, availableScores, batchTypicality, complexityScore, normalizeScore, twoPartCodeBits, typicality, type BatchTypicality, type ScoreName } from '../flow/anomaly.js';
 import { dataToPixels } from '../flow/quantize.js';
 import { Rng } from '../flow/random.js';
-import { losslessPng } from '../imaging/image-codec.js';
+import { losslessJpegLs, losslessPng } from '../imaging/image-codec.js';
 import type { Provider } from '../runtime/session.js';
 import { WorkerCrashedError, WorkerPool, type PoolLogger } from '../runtime/worker-pool.js';
 import type { SessionReport } from '../runtime/protocol.js';
@@ -29,7 +29,7 @@ export interface ModelState {
 }
 
 export interface ScoredLikelihood extends Likelihood {
-  scores: { nll: number; typicality: number | null; complexity: number | null };
+  scores: Record<ScoreName, number | null>;
   anomalyScore: number | null;
   isAnomaly: boolean | null;
 }
@@ -200,27 +200,36 @@ export class FlowService {
   }
 
   /**
-   * Likelihood plus anomaly scores (docs/anomaly.md): nll, typicality and, for image models, input
-   * complexity; the manifest's default score normalized against held-out calibration statistics.
+   * Likelihood plus anomaly scores (docs/anomaly.md). `scores` picks which to compute (default: all
+   * the model has); the others are null. anomalyScore needs the model's default score among them.
    */
-  async likelihood(model: FlowModel, x: Float64Array, n: number, opts: { complexity?: boolean } = {}): Promise<ScoredLikelihood[]> {
-    const { data } = model.manifest;
-    const withComplexity = (opts.complexity ?? true) && data.kind === 'image' && data.bitDepth !== null;
-    // PNG lengths are computed on libuv's pool while the flow runs on the inference thread.
-    const [results, pngBits] = await Promise.all([model.likelihood(x, n), withComplexity ? compressedBits(x, n, model) : null]);
+  async likelihood(model: FlowModel, x: Float64Array, n: number, opts: { scores?: readonly ScoreName[] } = {}): Promise<ScoredLikelihood[]> {
+    const available = availableScores(model.manifest.data, !!model.manifest.calibration?.scores.nll);
+    const wanted = new Set(opts.scores ?? available);
+    for (const s of wanted)
+      if (!available.includes(s))
+        throw new InvalidInputError('scores', `model ${model.name} has no '${s}' score (${IMAGE_SCORES.includes(s) ? 'it needs an 8-bit image model' : 'it needs calibration statistics'}); it has: ${available.join(', ')}`, { allowed: available });
+    // The image code lengths are computed on the event loop while the flow runs on the inference thread.
+    const rawBits = model.dim * 8;
+    const [results, png, jpegLs] = await Promise.all([
+      model.likelihood(x, n),
+      wanted.has('complexity') ? compressedBits(x, n, model, losslessPng) : null,
+      wanted.has('complexityJpegLs') ? compressedBits(x, n, model, losslessJpegLs).then((bits) => bits.map((b) => twoPartCodeBits(b, rawBits))) : null,
+    ]);
     const cal = model.manifest.calibration;
     const nllStats = cal?.scores.nll;
+    const stats = cal?.scores[cal.defaultScore];
     return results.map((r, i) => {
       const nll = -r.logLikelihood;
-      const scores = {
-        nll,
-        typicality: nllStats ? typicality(nll, nllStats) : null,
-        complexity: pngBits ? complexityScore(r.bitsPerDim, model.dim, pngBits[i]) : null,
+      const scores: Record<ScoreName, number | null> = {
+        nll: wanted.has('nll') ? nll : null,
+        typicality: wanted.has('typicality') && nllStats ? typicality(nll, nllStats) : null,
+        complexity: png ? complexityScore(r.bitsPerDim, model.dim, png[i]) : null,
+        complexityJpegLs: jpegLs ? complexityScore(r.bitsPerDim, model.dim, jpegLs[i]) : null,
       };
-      const chosen = cal ? (scores as Record<string, number | null>)[cal.defaultScore] : null;
-      const stats = cal?.scores[cal.defaultScore];
-      const anomalyScore = chosen != null && stats ? normalizeScore(chosen, stats) : null;
-      return { ...r, scores, anomalyScore, isAnomaly: anomalyScore === null || !stats ? null : chosen! > stats.threshold };
+      const chosen = cal ? scores[cal.defaultScore as ScoreName] ?? null : null;
+      if (chosen === null || !stats) return { ...r, scores, anomalyScore: null, isAnomaly: null };
+      return { ...r, scores, anomalyScore: normalizeScore(chosen, stats), isAnomaly: chosen > stats.threshold };
     });
   }
 
@@ -230,12 +239,14 @@ export class FlowService {
   }
 }
 
-/** L(x) in bits: the 8-bit image's length as a lossless PNG at maximum compression. */
-async function compressedBits(x: Float64Array, n: number, model: FlowModel): Promise<number[]> {
+type LosslessCodec = (images: readonly Uint8Array[], channels: number, height: number, width: number) => Promise<Uint8Array[]>;
+
+/** L(x) in bits: the length of the input's 8-bit image under a lossless image code. */
+async function compressedBits(x: Float64Array, n: number, model: FlowModel, codec: LosslessCodec): Promise<number[]> {
   const { shape, bitDepth } = model.manifest.data;
   const [c, h, w] = shape;
   const images = Array.from({ length: n }, (_, i) => dataToPixels(x.subarray(i * model.dim, (i + 1) * model.dim), bitDepth!) as Uint8Array);
-  return (await losslessPng(images, c as 1 | 3, h, w)).map((png) => 8 * png.length);
+  return (await codec(images, c, h, w)).map((code) => 8 * code.length);
 }
 
 /** Batch typicality test against the held-out NLL distribution, seeded so answers repeat. */
@@ -243,7 +254,7 @@ export function batchTest(model: FlowModel, results: ScoredLikelihood[]): BatchT
   const cal = model.manifest.calibration;
   if (!cal?.nllQuantiles || !cal.scores.nll) return null;
   const rng = new Rng(0x5eed ^ results.length);
-  return batchTypicality(results.map((r) => r.scores.nll), cal.scores.nll.mean, cal.nllQuantiles, cal.targetFalsePositiveRate, () => rng.nextOpen01());
+  return batchTypicality(results.map((r) => -r.logLikelihood), cal.scores.nll.mean, cal.nllQuantiles, cal.targetFalsePositiveRate, () => rng.nextOpen01());
 }
 
 function sessionProblem(pkg: ModelPackage, fwd?: SessionReport, inv?: SessionReport): string | null {

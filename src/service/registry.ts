@@ -6,6 +6,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Value } from '@sinclair/typebox/value';
 import { LuFileSchema, ManifestSchema, type Manifest } from '../config/manifest-schema.js';
+import { availableScores, type ScoreName } from '../flow/anomaly.js';
 import { buildLuConv, validateLuFactors, type LuConv } from '../flow/lu.js';
 import { product } from '../flow/layout.js';
 
@@ -83,6 +84,13 @@ export async function loadPackage(dir: string, name: string): Promise<ModelPacka
     throw new PackageError(`latent.size ${manifest.latent.size}, latent parts ${latentDim} and data shape ${dataDim} must agree`);
   if (manifest.data.kind === 'image' && (manifest.data.shape.length !== 3 || manifest.data.range === null || manifest.data.bitDepth === null))
     throw new PackageError('image models need data.shape [C, H, W], a range and a bit depth');
+
+  const cal = manifest.calibration;
+  if (cal) {
+    const usable = availableScores(manifest.data, !!cal.scores.nll);
+    if (!usable.includes(cal.defaultScore as ScoreName)) throw new PackageError(`calibration.defaultScore '${cal.defaultScore}' is not a score this model can compute (${usable.join(', ')})`);
+    if (!cal.scores[cal.defaultScore]) throw new PackageError(`calibration.defaultScore '${cal.defaultScore}' has no statistics in calibration.scores`);
+  }
 
   const lu: LuLayer[] = [];
   if (manifest.lu) {

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { batchTypicality, complexityScore, normalizeScore, quantileFunction, typicality } from '../../src/flow/anomaly.js';
+import { SCORE_NAMES, availableScores, batchTypicality, complexityScore, normalizeScore, quantileFunction, twoPartCodeBits, typicality } from '../../src/flow/anomaly.js';
 import { Rng } from '../../src/flow/random.js';
 
 test('anomaly normalization maps the threshold to 0.5 and clamps', () => {
@@ -14,6 +14,18 @@ test('anomaly normalization maps the threshold to 0.5 and clamps', () => {
 
 test('complexity score: model code length minus compressed length, in bits', () => {
   assert.equal(complexityScore(2, 784, 1000), 2 * 784 - 1000);
+});
+
+test('two-part code: a flag bit, then the shorter of the compressed and the raw code', () => {
+  assert.equal(twoPartCodeBits(4000, 6272), 4001);
+  assert.equal(twoPartCodeBits(8360, 6272), 6273, 'noise that JPEG-LS expands falls back to raw');
+});
+
+test('available scores: image-code scores need 8-bit images, typicality needs NLL statistics', () => {
+  assert.deepEqual(availableScores({ kind: 'image', bitDepth: 8 }, true), [...SCORE_NAMES]);
+  assert.deepEqual(availableScores({ kind: 'image', bitDepth: 16 }, true), ['nll', 'typicality']);
+  assert.deepEqual(availableScores({ kind: 'vector', bitDepth: null }, true), ['nll', 'typicality']);
+  assert.deepEqual(availableScores({ kind: 'vector', bitDepth: null }, false), ['nll']);
 });
 
 test('quantile function interpolates between evenly spaced quantiles', () => {

@@ -87,6 +87,22 @@ test('BAD CALL - both or neither of inputs and images → 400', async () => {
   assertError(await post(app, '/likelihood', { model: V, inputs: [] }), 'INVALID_INPUT', /inputs: must hold at least one item/);
 });
 
+test('BAD CALL - unknown, repeated or unavailable scores → 400 naming scores', async () => {
+  const row = [[0, 0]];
+  assertError(await post(app, '/likelihood', { model: V, inputs: row, scores: ['nll', 'likelihoodRatio'] }), 'VALIDATION_ERROR', /body\.scores\[1\]: must be equal to one of the allowed values/);
+  assertError(await post(app, '/likelihood', { model: V, inputs: row, scores: ['nll', 'nll'] }), 'VALIDATION_ERROR', /body\.scores: must NOT have duplicate items/);
+  assertError(await post(app, '/likelihood', { model: V, inputs: row, scores: 'nll' }), 'VALIDATION_ERROR', /body\.scores: must be array/);
+  const res = await post(app, '/likelihood', { model: V, inputs: row, scores: ['complexityJpegLs'] });
+  assertError(res, 'INVALID_INPUT', /scores: model .* has no 'complexityJpegLs' score \(it needs an 8-bit image model\)/);
+  assert.deepEqual(res.body.error.details.allowed, ['nll', 'typicality']);
+  assertError(await post(app, '/encode', { model: V, inputs: row, scores: ['nll'] }), 'INVALID_INPUT', /scores: is only for \/likelihood/);
+  const form = new FormData();
+  form.append('scores', 'nll,bogus');
+  form.append('file', new Blob([Buffer.from('x')], { type: 'image/png' }), 'a.png');
+  const mp = await app.inject({ method: 'POST', url: '/likelihood', body: form as never });
+  assertError({ status: mp.statusCode, body: mp.json() }, 'INVALID_INPUT', /scores: 'bogus' is not a score/);
+});
+
 test('BAD CALL - too many items or samples → 400 LIMIT_EXCEEDED naming the limit', async () => {
   const res = await post(app, '/likelihood', { model: V, inputs: Array.from({ length: 17 }, () => [0, 0]) });
   assertError(res, 'LIMIT_EXCEEDED', /inputs: at most 16 allowed \(MAX_ITEMS_PER_REQUEST\), got 17/);

@@ -6,6 +6,7 @@ import sharp from 'sharp';
 import { post, testApp } from '../helpers/app.js';
 import { maxAbs, mnistTestImages, relErr, shippedPackages } from '../helpers/packages.js';
 import { HALF_LOG_2PI } from '../../src/flow/prior.js';
+import { SCORE_NAMES, normalizeScore } from '../../src/flow/anomaly.js';
 
 let app: FastifyInstance;
 before(async () => {
@@ -134,18 +135,23 @@ test('image model: /decode format png and resize for other image sizes', async (
   assert.equal(resized.status, 200);
 });
 
-test('image model: /likelihood scores carry complexity and a batch typicality test on request', async () => {
+test('image model: /likelihood carries every score, anomalyScore from the default score, and a batch typicality test on request', async () => {
   const model = packages.find((p) => p.name === 'glow-fashion');
   assert.ok(model, 'glow-fashion is shipped');
+  const cal = model.manifest.calibration!;
+  const stats = cal.scores[cal.defaultScore];
   const { rows } = mnistTestImages(16);
   const res = await post(app, '/likelihood', { model: model.name, inputs: rows, batchTest: true });
   assert.equal(res.status, 200, JSON.stringify(res.body).slice(0, 300));
   for (const r of res.body.results) {
-    assert.ok(Number.isFinite(r.scores.complexity));
-    assert.ok(Number.isFinite(r.scores.typicality));
-    assert.ok(r.anomalyScore >= 0 && r.anomalyScore <= 1);
-    assert.equal(typeof r.isAnomaly, 'boolean');
+    for (const s of SCORE_NAMES) assert.ok(Number.isFinite(r.scores[s]), `${s}: ${r.scores[s]}`);
+    assert.ok(Math.abs(r.scores.nll + r.logLikelihood) < 1e-9);
+    assert.ok(Math.abs(r.anomalyScore - normalizeScore(r.scores[cal.defaultScore], stats)) < 1e-12);
+    assert.equal(r.isAnomaly, r.scores[cal.defaultScore] > stats.threshold);
   }
+  // JPEG-LS codes digits shorter than PNG on average, so S_JPEG-LS exceeds S_PNG on average.
+  const mean = (k: string) => res.body.results.reduce((acc: number, r: { scores: Record<string, number> }) => acc + r.scores[k], 0) / 16;
+  assert.ok(mean('complexityJpegLs') > mean('complexity'), `${mean('complexityJpegLs')} vs ${mean('complexity')}`);
   const bt = res.body.batchTest;
   assert.equal(bt.batchSize, 16);
   assert.ok(bt.pValue > 0 && bt.pValue <= 1);
@@ -157,8 +163,55 @@ test('image model: /likelihood scores carry complexity and a batch typicality te
   assert.equal(noTest.body.batchTest, undefined);
 });
 
-test('vector model: complexity is null (no lossless code for real vectors)', async () => {
+test('image model: "scores" computes only the listed scores; the rest and an uncomputed anomalyScore are null', async () => {
+  const model = packages.find((p) => p.name === 'glow-fashion')!;
+  const defaultScore = model.manifest.calibration!.defaultScore;
+  const { rows, pixels } = mnistTestImages(4);
+  const full = await post(app, '/likelihood', { model: model.name, inputs: rows });
+  const onlyNll = await post(app, '/likelihood', { model: model.name, inputs: rows, scores: ['nll'] });
+  assert.equal(onlyNll.status, 200, JSON.stringify(onlyNll.body));
+  onlyNll.body.results.forEach((r: Record<string, any>, i: number) => {
+    assert.equal(r.logLikelihood, full.body.results[i].logLikelihood);
+    assert.equal(r.scores.nll, full.body.results[i].scores.nll);
+    assert.deepEqual([r.scores.typicality, r.scores.complexity, r.scores.complexityJpegLs, r.anomalyScore, r.isAnomaly], [null, null, null, null, null]);
+  });
+  const onlyDefault = await post(app, '/likelihood', { model: model.name, inputs: rows, scores: [defaultScore] });
+  onlyDefault.body.results.forEach((r: Record<string, any>, i: number) => {
+    assert.equal(r.anomalyScore, full.body.results[i].anomalyScore);
+    assert.equal(r.scores[defaultScore], full.body.results[i].scores[defaultScore]);
+    assert.equal(r.scores.nll, null);
+  });
+  const none = await post(app, '/likelihood', { model: model.name, inputs: rows, scores: [], batchTest: true });
+  assert.equal(none.status, 200);
+  assert.equal(none.body.results[0].scores.nll, null);
+  assert.equal(none.body.batchTest.batchSize, 4, 'the batch test needs no per-input score');
+
+  // multipart takes the list comma-separated
+  const form = new FormData();
+  form.append('model', model.name);
+  form.append('scores', 'nll, complexityJpegLs');
+  const png = await sharp(Buffer.from(pixels[0]), { raw: { width: 28, height: 28, channels: 1 } }).png().toBuffer();
+  form.append('file', new Blob([png], { type: 'image/png' }), 'a.png');
+  const mp = await app.inject({ method: 'POST', url: '/likelihood', body: form as never });
+  assert.equal(mp.statusCode, 200, mp.body);
+  const r = mp.json().results[0];
+  assert.equal(r.scores.complexityJpegLs, full.body.results[0].scores.complexityJpegLs);
+  assert.equal(r.scores.complexity, null);
+});
+
+test('image model: uniform noise is flagged by the JPEG-LS complexity score (its code never exceeds the raw pixels)', async () => {
+  const model = packages.find((p) => p.name === 'glow-fashion')!;
+  let state = 7;
+  const noise = Array.from({ length: 4 }, () => Array.from({ length: 784 }, () => ((state = (state * 1103515245 + 12345) >>> 0) >>> 24) / 256 + 1 / 512));
+  const res = await post(app, '/likelihood', { model: model.name, inputs: noise, scores: ['complexityJpegLs'] });
+  assert.equal(res.status, 200);
+  for (const r of res.body.results) assert.equal(r.isAnomaly, true, JSON.stringify(r));
+});
+
+test('vector model: the image-code scores are null (no lossless code for real vectors)', async () => {
   const vec = packages.find((p) => p.manifest.data.kind === 'vector')!;
   const res = await post(app, '/likelihood', { model: vec.name, inputs: vec.reference.inputs });
   assert.equal(res.body.results[0].scores.complexity, null);
+  assert.equal(res.body.results[0].scores.complexityJpegLs, null);
+  assert.ok(Number.isFinite(res.body.results[0].scores.nll));
 });

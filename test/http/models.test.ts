@@ -33,6 +33,8 @@ test('GET /models lists every shipped model with family, shapes, provider and qu
     assert.equal(m.latentSize, pkg.manifest.latent.size);
     assert.equal(m.defaultTemperature, pkg.manifest.defaultTemperature);
     assert.equal(m.quality.testLogLikelihood, pkg.manifest.training.test?.meanLogLikelihood);
+    assert.deepEqual(m.scores, pkg.manifest.data.kind === 'image' ? ['nll', 'typicality', 'complexity', 'complexityJpegLs'] : ['nll', 'typicality']);
+    assert.ok(m.scores.includes(m.anomaly.defaultScore));
   }
   const one = await app.inject({ method: 'GET', url: `/models/${packages[0].name}` });
   assert.equal(one.statusCode, 200);

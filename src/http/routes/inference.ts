@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Config } from '../../config/config.js';
 import { InvalidInputError, ValidationError } from '../../errors.js';
+import { SCORE_NAMES, type ScoreName } from '../../flow/anomaly.js';
 import { dataToPixels } from '../../flow/quantize.js';
 import { MAX_SEED, randomSeed } from '../../flow/random.js';
 import { encodePng } from '../../imaging/image-codec.js';
@@ -27,6 +28,14 @@ declare module 'fastify' {
   }
 }
 
+/** Multipart "nll,complexityJpegLs" → score names, with the JSON schema's rules. */
+function parseScoreList(value: string): ScoreName[] {
+  const names = value.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const name of names) if (!(SCORE_NAMES as readonly string[]).includes(name)) throw new InvalidInputError('scores', `'${name}' is not a score; known: ${SCORE_NAMES.join(', ')}`, { allowed: SCORE_NAMES });
+  if (new Set(names).size !== names.length) throw new InvalidInputError('scores', 'lists a score twice');
+  return names as ScoreName[];
+}
+
 const toRows = (flat: ArrayLike<number>, n: number, d: number): number[][] =>
   Array.from({ length: n }, (_, i) => Array.from((flat as Float64Array).subarray(i * d, (i + 1) * d)));
 
@@ -44,7 +53,7 @@ export function inferenceRoutes(app: FastifyInstance, service: FlowService, conf
   };
 
   /** JSON {inputs | images} or multipart image files → validated data-space rows. */
-  async function readData(request: FastifyRequest): Promise<{ model: FlowModel; x: Float64Array; n: number; field: string; batchTest: boolean }> {
+  async function readData(request: FastifyRequest): Promise<{ model: FlowModel; x: Float64Array; n: number; field: string; batchTest: boolean; scores?: ScoreName[] }> {
     if (request.isMultipart()) {
       const files: Buffer[] = [];
       const fields: Record<string, string> = {};
@@ -58,25 +67,26 @@ export function inferenceRoutes(app: FastifyInstance, service: FlowService, conf
         if ((err as { code?: string }).code?.startsWith('FST_')) throw err;
         throw new ValidationError(`body: malformed multipart/form-data (${(err as Error).message})`, { field: 'body', rule: 'multipart' });
       }
-      for (const f of Object.keys(fields)) if (!['model', 'resize', 'batchTest'].includes(f)) throw new InvalidInputError(f, 'is not a known field (multipart takes model, resize, batchTest and image files)');
+      for (const f of Object.keys(fields)) if (!['model', 'resize', 'batchTest', 'scores'].includes(f)) throw new InvalidInputError(f, 'is not a known field (multipart takes model, resize, batchTest, scores and image files)');
       for (const f of ['resize', 'batchTest']) if (fields[f] !== undefined && fields[f] !== 'true' && fields[f] !== 'false') throw new InvalidInputError(f, 'must be true or false');
+      const scores = fields.scores === undefined ? undefined : parseScoreList(fields.scores);
       const model = pick(request, fields.model);
       checkCount('images', files.length, config.maxItemsPerRequest, 'MAX_ITEMS_PER_REQUEST');
       const x = await rowsFromImages('images', files, model, { resize: fields.resize === 'true', maxPixels: config.maxImagePixels });
-      return { model, x, n: files.length, field: 'images', batchTest: fields.batchTest === 'true' };
+      return { model, x, n: files.length, field: 'images', batchTest: fields.batchTest === 'true', scores };
     }
     const body = request.body as DataBody;
     const model = pick(request, body.model);
     if ((body.inputs === undefined) === (body.images === undefined)) throw new InvalidInputError('inputs', 'send exactly one of "inputs" or "images"');
     if (body.inputs) {
       checkCount('inputs', body.inputs.length, config.maxItemsPerRequest, 'MAX_ITEMS_PER_REQUEST');
-      return { model, x: rowsFromArrays('inputs', body.inputs, model, model.manifest.data.range as [number, number] | null), n: body.inputs.length, field: 'inputs', batchTest: body.batchTest ?? false };
+      return { model, x: rowsFromArrays('inputs', body.inputs, model, model.manifest.data.range as [number, number] | null), n: body.inputs.length, field: 'inputs', batchTest: body.batchTest ?? false, scores: body.scores };
     }
     const images = body.images!;
     checkCount('images', images.length, config.maxItemsPerRequest, 'MAX_ITEMS_PER_REQUEST');
     const buffers = images.map((s, i) => decodeBase64(`images[${i}]`, s));
     const x = await rowsFromImages('images', buffers, model, { resize: body.resize ?? false, maxPixels: config.maxImagePixels });
-    return { model, x, n: images.length, field: 'images', batchTest: body.batchTest ?? false };
+    return { model, x, n: images.length, field: 'images', batchTest: body.batchTest ?? false, scores: body.scores };
   }
 
   async function render(model: FlowModel, outputs: Float64Array, n: number, format: 'array' | 'png') {
@@ -95,8 +105,9 @@ export function inferenceRoutes(app: FastifyInstance, service: FlowService, conf
   r.post('/encode', {
     schema: { summary: 'Map data to standard-normal latents (forward).', tags: ['inference'], consumes: ['application/json', 'multipart/form-data'], body: dataBodySchema as never, response: { 200: EncodeResponse, ...inferenceErrors } },
     handler: async (request) => {
-      const { model, x, n, field, batchTest: wantBatchTest } = await readData(request);
+      const { model, x, n, field, batchTest: wantBatchTest, scores } = await readData(request);
       if (wantBatchTest) throw new InvalidInputError('batchTest', 'is only for /likelihood');
+      if (scores) throw new InvalidInputError('scores', 'is only for /likelihood');
       const { latents, logDet } = await model.encode(x, n);
       assertFiniteRows(field, latents, logDet, n, model.dim, 'maps to');
       return { model: model.name, latents: toRows(latents, n, model.dim), logDet: Array.from(logDet) };
@@ -141,8 +152,8 @@ export function inferenceRoutes(app: FastifyInstance, service: FlowService, conf
       response: { 200: LikelihoodResponse, ...inferenceErrors },
     },
     handler: async (request) => {
-      const { model, x, n, field, batchTest: wantBatchTest } = await readData(request);
-      const results = await service.likelihood(model, x, n);
+      const { model, x, n, field, batchTest: wantBatchTest, scores } = await readData(request);
+      const results = await service.likelihood(model, x, n, { scores });
       assertFiniteRows(field, results.map((r) => r.logLikelihood), null, n, 1, 'has a log-likelihood with');
       if (!wantBatchTest) return { model: model.name, results };
       const test = batchTest(model, results);
