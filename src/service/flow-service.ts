@@ -186,6 +186,8 @@ export class FlowService {
     // Warm-up is not a request: it gets a generous deadline of its own.
     await model.encode(new Float64Array(model.dim).fill(mid), 1, WARM_UP_TIMEOUT_MS);
     await model.decode(new Float64Array(model.dim), 1, WARM_UP_TIMEOUT_MS);
+    // Compiles the JPEG-LS WebAssembly module now rather than on the first scored request.
+    if (availableScores(model.manifest.data, false).includes('complexityJpegLs')) await compressedBits(new Float64Array(model.dim).fill(mid), 1, model, losslessJpegLs);
   }
 
   /** The served model for a request: 503 while starting, 404 unknown, 503 refused. */
