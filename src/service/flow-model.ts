@@ -4,6 +4,7 @@
 //   decode:  y = inverse(unpack(ε), W⁻¹…);  x = pre⁻¹(y);  logDet = log|det ∂x/∂ε| (= −forward's)
 //   log p(x) = Σ log N(εᵢ; 0, 1) + logDet;  sample: ε ~ N(0, T²·I), then decode.
 import type { Manifest } from '../config/manifest-schema.js';
+import type { ScoreName } from '../flow/anomaly.js';
 import { bitsPerDim, logProbability } from '../flow/density.js';
 import { packLatents, product, unpackLatents } from '../flow/layout.js';
 import { preprocessing } from '../flow/preprocess.js';
@@ -49,6 +50,7 @@ export class FlowModel {
   readonly pre: Bijection;
   readonly lu: LuLayer[];
   readonly luLogDet: number;
+  readonly scores: readonly ScoreName[];
 
   constructor(
     pkg: ModelPackage,
@@ -62,6 +64,7 @@ export class FlowModel {
     this.pre = preprocessing(pkg.manifest.preprocessing.transform, this.dim);
     this.lu = pkg.lu;
     this.luLogDet = pkg.lu.reduce((s, l) => s + l.logDet, 0);
+    this.scores = pkg.scores;
   }
 
   /** The LU matrices as graph inputs (float32), for the forward or inverse graph. */

@@ -2,7 +2,7 @@
 // answers encode / decode / sample / likelihood in terms of FlowModel. Knows nothing of HTTP.
 import type { Config } from '../config/config.js';
 import { InferenceError, InvalidInputError, ModelNotFoundError, ModelUnavailableError, NotReadyError } from '../errors.js';
-import { IMAGE_SCORES, availableScores, batchTypicality, complexityScore, normalizeScore, twoPartCodeBits, typicality, type BatchTypicality, type ScoreName } from '../flow/anomaly.js';
+import { IMAGE_SCORES, batchTypicality, complexityScore, normalizeScore, twoPartCodeBits, typicality, type BatchTypicality, type ScoreName } from '../flow/anomaly.js';
 import { dataToPixels } from '../flow/quantize.js';
 import { Rng } from '../flow/random.js';
 import { losslessJpegLs, losslessPng } from '../imaging/image-codec.js';
@@ -187,7 +187,7 @@ export class FlowService {
     await model.encode(new Float64Array(model.dim).fill(mid), 1, WARM_UP_TIMEOUT_MS);
     await model.decode(new Float64Array(model.dim), 1, WARM_UP_TIMEOUT_MS);
     // Compiles the JPEG-LS WebAssembly module now rather than on the first scored request.
-    if (availableScores(model.manifest.data, false).includes('complexityJpegLs')) await compressedBits(new Float64Array(model.dim).fill(mid), 1, model, losslessJpegLs);
+    if (model.scores.includes('complexityJpegLs')) await codeBits([new Uint8Array(model.dim)], model, losslessJpegLs);
   }
 
   /** The served model for a request: 503 while starting, 404 unknown, 503 refused. */
@@ -206,17 +206,18 @@ export class FlowService {
    * the model has); the others are null. anomalyScore needs the model's default score among them.
    */
   async likelihood(model: FlowModel, x: Float64Array, n: number, opts: { scores?: readonly ScoreName[] } = {}): Promise<ScoredLikelihood[]> {
-    const available = availableScores(model.manifest.data, !!model.manifest.calibration?.scores.nll);
+    const available = model.scores;
     const wanted = new Set(opts.scores ?? available);
     for (const s of wanted)
       if (!available.includes(s))
         throw new InvalidInputError('scores', `model ${model.name} has no '${s}' score (${IMAGE_SCORES.includes(s) ? 'it needs an 8-bit image model' : 'it needs calibration statistics'}); it has: ${available.join(', ')}`, { allowed: available });
     // The image code lengths are computed on the event loop while the flow runs on the inference thread.
+    const images = IMAGE_SCORES.some((s) => wanted.has(s)) ? toPixels(x, n, model) : [];
     const rawBits = model.dim * 8;
     const [results, png, jpegLs] = await Promise.all([
       model.likelihood(x, n),
-      wanted.has('complexity') ? compressedBits(x, n, model, losslessPng) : null,
-      wanted.has('complexityJpegLs') ? compressedBits(x, n, model, losslessJpegLs).then((bits) => bits.map((b) => twoPartCodeBits(b, rawBits))) : null,
+      wanted.has('complexity') ? codeBits(images, model, losslessPng) : null,
+      wanted.has('complexityJpegLs') ? codeBits(images, model, losslessJpegLs).then((bits) => bits.map((b) => twoPartCodeBits(b, rawBits))) : null,
     ]);
     const cal = model.manifest.calibration;
     const nllStats = cal?.scores.nll;
@@ -243,11 +244,14 @@ export class FlowService {
 
 type LosslessCodec = (images: readonly Uint8Array[], channels: number, height: number, width: number) => Promise<Uint8Array[]>;
 
-/** L(x) in bits: the length of the input's 8-bit image under a lossless image code. */
-async function compressedBits(x: Float64Array, n: number, model: FlowModel, codec: LosslessCodec): Promise<number[]> {
-  const { shape, bitDepth } = model.manifest.data;
-  const [c, h, w] = shape;
-  const images = Array.from({ length: n }, (_, i) => dataToPixels(x.subarray(i * model.dim, (i + 1) * model.dim), bitDepth!) as Uint8Array);
+/** The inputs as 8-bit images (CHW), the form the image codes compress. */
+function toPixels(x: Float64Array, n: number, model: FlowModel): Uint8Array[] {
+  return Array.from({ length: n }, (_, i) => dataToPixels(x.subarray(i * model.dim, (i + 1) * model.dim), 8) as Uint8Array);
+}
+
+/** L(x) in bits: the length of each 8-bit image under a lossless image code. */
+async function codeBits(images: Uint8Array[], model: FlowModel, codec: LosslessCodec): Promise<number[]> {
+  const [c, h, w] = model.manifest.data.shape;
   return (await codec(images, c, h, w)).map((code) => 8 * code.length);
 }
 

@@ -23,6 +23,8 @@ export interface ModelPackage {
   dir: string;
   manifest: Manifest;
   lu: LuLayer[];
+  /** The per-input anomaly scores this package can compute (fixed by its data kind and calibration). */
+  scores: ScoreName[];
 }
 
 export interface RefusedPackage {
@@ -86,9 +88,9 @@ export async function loadPackage(dir: string, name: string): Promise<ModelPacka
     throw new PackageError('image models need data.shape [C, H, W], a range and a bit depth');
 
   const cal = manifest.calibration;
+  const scores = availableScores(manifest.data, !!cal?.scores.nll);
   if (cal) {
-    const usable = availableScores(manifest.data, !!cal.scores.nll);
-    if (!usable.includes(cal.defaultScore as ScoreName)) throw new PackageError(`calibration.defaultScore '${cal.defaultScore}' is not a score this model can compute (${usable.join(', ')})`);
+    if (!scores.includes(cal.defaultScore as ScoreName)) throw new PackageError(`calibration.defaultScore '${cal.defaultScore}' is not a score this model can compute (${scores.join(', ')})`);
     if (!cal.scores[cal.defaultScore]) throw new PackageError(`calibration.defaultScore '${cal.defaultScore}' has no statistics in calibration.scores`);
   }
 
@@ -108,7 +110,7 @@ export async function loadPackage(dir: string, name: string): Promise<ModelPacka
       lu.push({ ...conv, name: layer.name, forwardInput: layer.forwardInput, inverseInput: layer.inverseInput });
     }
   }
-  return { name, dir, manifest, lu };
+  return { name, dir, manifest, lu, scores };
 }
 
 /** Every sub-folder of modelDir that holds a flow.json is a package. */

@@ -3,7 +3,6 @@ import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type, type Static } from '@sinclair/typebox';
 import { ModelNotFoundError } from '../../errors.js';
-import { availableScores } from '../../flow/anomaly.js';
 import type { FlowService, ModelState } from '../../service/flow-service.js';
 import type { Metrics } from '../../service/metrics.js';
 import { ErrorRef, Health, ModelInfo, ModelList, Readiness } from '../schemas.js';
@@ -28,7 +27,7 @@ function info(s: ModelState): Static<typeof ModelInfo> {
       testBitsPerDim: m.training.test?.bitsPerDim ?? null,
       parameters: m.training.parameters ?? null,
     },
-    scores: availableScores(m.data, !!m.calibration?.scores.nll),
+    scores: s.pkg!.scores,
     anomaly: m.calibration ? { defaultScore: m.calibration.defaultScore, targetFalsePositiveRate: m.calibration.targetFalsePositiveRate } : null,
   };
 }
