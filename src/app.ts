@@ -9,16 +9,17 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Config } from './config/config.js';
 import { registerAuth } from './http/auth.js';
 import { MAX_PARAM_LENGTH, frameworkErrorHandler, registerErrorHandling } from './http/error-handler.js';
+import { Lifecycle } from './http/lifecycle.js';
 import { inferenceRoutes } from './http/routes/inference.js';
 import { modelRoutes } from './http/routes/models.js';
 import { ErrorResponse, MultipartBody } from './http/schemas.js';
 import { FlowService } from './service/flow-service.js';
 import { createMetrics } from './service/metrics.js';
-import { NotReadyError } from './errors.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
     flowserve: FlowService;
+    lifecycle: Lifecycle;
   }
 }
 
@@ -43,6 +44,11 @@ function documentMultipart({ schema, url }: { schema: Record<string, any>; url: 
 export async function buildApp(config: Config, options: BuildOptions = {}): Promise<FastifyInstance> {
   const metrics = createMetrics();
   const app = Fastify({
+    // Slow or idle clients cannot hold connections (slowloris): Node checks these every second.
+    http: { headersTimeout: config.headersTimeoutMs, connectionsCheckingInterval: 1000 },
+    requestTimeout: config.readTimeoutMs,
+    connectionTimeout: config.idleTimeoutMs,
+    keepAliveTimeout: config.keepAliveTimeoutMs,
     logger: options.logger ?? { level: config.logLevel },
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     frameworkErrors: frameworkErrorHandler(config, metrics),
@@ -55,6 +61,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
 
   const service = new FlowService(config, metrics, app.log);
   app.decorate('flowserve', service);
+  const lifecycle = new Lifecycle(app);
+  app.decorate('lifecycle', lifecycle);
+  // Past MAX_CONNECTIONS Node closes new connections at once, before any byte is read.
+  app.server.maxConnections = config.maxConnections;
   app.decorateRequest('flowModel', '');
 
   // 1. errors and metrics hooks, 2. auth, 3. body parsers, 4. OpenAPI, 5. routes.
@@ -94,18 +104,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   inferenceRoutes(app, service, config);
   modelRoutes(app, service, metrics);
 
-  // Graceful close: connections busy at close time would stay open as keep-alive and hold
-  // server.close() for the keep-alive timeout; tell those clients to close after their response.
-  let closing = false;
+  // app.close() without a drain (tests, errors at start) still refuses late requests cleanly.
   app.addHook('preClose', async () => {
-    closing = true;
-  });
-  app.addHook('onSend', async (_request, reply) => {
-    if (closing) reply.header('connection', 'close');
-  });
-  // A request that arrives on an open connection after close began is refused, never half-served.
-  app.addHook('onRequest', async () => {
-    if (closing) throw new NotReadyError('shutting down: not accepting new requests');
+    lifecycle.phase = 'closing';
   });
 
   if (!options.skipModels) app.addHook('onReady', async () => void service.start());

@@ -20,7 +20,7 @@ export const ConfigSchema = Type.Object({
   workerThreads: Int(1, 1, 64, 'Inference worker threads (each holds every model).'),
   intraOpThreads: Int(0, 0, 256, 'ONNX Runtime intra-op threads per session (0 = ORT default: one per core).'),
   intraOpSpinning: Type.Boolean({ default: false, description: 'Let idle ONNX Runtime intra-op threads spin-wait for work (ORT default true); off leaves CPU to the HTTP thread.' }),
-  bodyLimitBytes: Int(16 * 1024 * 1024, 1024, 1024 * 1024 * 1024, 'Largest request body accepted (413 above).'),
+  bodyLimitBytes: Int(16 * 1024 * 1024, 1024, 1024 * 1024 * 1024, 'Largest request body of any content type (JSON, multipart), counted while it is read: 413 as soon as it is passed.'),
   maxItemsPerRequest: Int(256, 1, 100_000, 'Most inputs, images or latents in one request (400 above).'),
   maxSamplesPerRequest: Int(256, 1, 100_000, 'Largest `count` for /sample (400 above).'),
   maxImagePixels: Int(4096 * 4096, 1, 268_402_689, 'Largest decoded image (width × height); checked from the header before decoding.'),
@@ -29,6 +29,24 @@ export const ConfigSchema = Type.Object({
   maxQueueDelayMs: Type.Number({ default: 0, minimum: 0, maximum: 10_000, description: 'Longest wait for more requests to fill a batch.' }),
   maxQueueSize: Int(1024, 1, 1_000_000, 'Most queued samples per model and direction; past it requests get 429.'),
   requestTimeoutMs: Int(30_000, 1, 3_600_000, 'Per-request deadline; late work is dropped from the queue and answered 504.'),
+  inferenceIsolation: Type.Union([Type.Literal('process'), Type.Literal('thread')], {
+    default: 'process',
+    description: 'Where ONNX Runtime runs: child processes (a native crash or kill cannot take the server down) or worker threads (docs/reliability.md compares the two).',
+  }),
+  allowNoModels: Type.Boolean({ default: false, description: 'Keep running when no model package can be loaded (readiness reports why); by default such a start is refused.' }),
+  // Connections (slow or idle clients; docs/reliability.md)
+  headersTimeoutMs: Int(10_000, 100, 600_000, 'Most time to receive the request line and headers (408 and close after).'),
+  readTimeoutMs: Int(30_000, 100, 3_600_000, 'Most time to receive a whole request, headers and body (408 and close after).'),
+  idleTimeoutMs: Int(60_000, 100, 3_600_000, 'A connection with no traffic for this long is closed.'),
+  keepAliveTimeoutMs: Int(5_000, 100, 600_000, 'An idle keep-alive connection is closed after this long (announced in the Keep-Alive header).'),
+  maxConnections: Int(1024, 1, 1_000_000, 'Most open client connections; further connections are closed at once.'),
+  // Request shape budgets (enforced while reading or before decoding)
+  maxJsonDepth: Int(16, 2, 1024, 'Deepest nesting of arrays and objects in a JSON body.'),
+  maxJsonValues: Int(1_048_576, 16, 100_000_000, 'Most values (numbers, strings, arrays, objects) in a JSON body.'),
+  maxRequestPixels: Int(16_777_216, 1, 1_073_741_824, 'Most decoded pixels (width × height summed over the images) in one request.'),
+  // Shutdown on SIGTERM/SIGINT (docs/reliability.md, Shutdown)
+  shutdownDelayMs: Int(5_000, 0, 600_000, 'After the signal, keep serving this long while /readyz answers 503, so load balancers stop routing here.'),
+  shutdownTimeoutMs: Int(25_000, 1_000, 3_600_000, 'From the signal to exit at most (fits Kubernetes\' default 30 s grace); work still running then is answered 503.'),
   logLevel: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info', description: 'pino log level.' }),
   apiKey: Type.String({ default: '', description: 'When set, every route but /healthz, /readyz and /metrics requires Authorization: Bearer <key>.' }),
 });
@@ -52,5 +70,23 @@ export function loadConfig(env: Record<string, string | undefined> = {}, overrid
     const key = e.path.replace(/^\//, '');
     throw new Error(`invalid configuration: ${envName(key)}=${JSON.stringify(raw[key])}: ${e.message}`);
   }
-  return Object.freeze(converted as Static<typeof ConfigSchema>);
+  const config = converted as Static<typeof ConfigSchema>;
+  const contradiction = contradictions(config)[0];
+  if (contradiction) throw new Error(`invalid configuration: ${contradiction}`);
+  return Object.freeze(config);
+}
+
+/** Settings that are each valid but cannot work together; each message names the variables. */
+export function contradictions(c: Static<typeof ConfigSchema>): string[] {
+  const out: string[] = [];
+  const name = (k: keyof typeof c) => `${envName(k)}=${c[k]}`;
+  const itemsPerRequest = Math.max(c.maxItemsPerRequest, c.maxSamplesPerRequest);
+  if (c.maxQueueSize < itemsPerRequest)
+    out.push(`${name('maxQueueSize')} is smaller than one allowed request (${name('maxItemsPerRequest')}, ${name('maxSamplesPerRequest')}): such a request could never be queued; raise MAX_QUEUE_SIZE or lower the per-request limits`);
+  if (c.shutdownDelayMs >= c.shutdownTimeoutMs)
+    out.push(`${name('shutdownDelayMs')} must be shorter than ${name('shutdownTimeoutMs')}: no time would be left to finish in-flight requests`);
+  if (c.headersTimeoutMs > c.readTimeoutMs) out.push(`${name('headersTimeoutMs')} must not exceed ${name('readTimeoutMs')} (the headers are part of the request)`);
+  if (c.maxImagePixels > c.maxRequestPixels) out.push(`${name('maxImagePixels')} must not exceed ${name('maxRequestPixels')}: one allowed image would overrun the request's decode budget`);
+  if (c.defaultModel && !/^[a-z0-9][a-z0-9-]{0,63}$/.test(c.defaultModel)) out.push(`${name('defaultModel')} is not a model name (lower-case letters, digits and '-', at most 64)`);
+  return out;
 }

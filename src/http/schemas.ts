@@ -166,7 +166,9 @@ export const ModelList = Type.Object({ defaultModel: Type.String(), models: Type
 
 export const Health = Type.Object({ status: Type.String() });
 export const Readiness = Type.Object({
-  status: Type.Union([Type.Literal('ready'), Type.Literal('loading'), Type.Literal('failed'), Type.Literal('stopped')]),
+  status: Type.Union([Type.Literal('ready'), Type.Literal('loading'), Type.Literal('draining'), Type.Literal('failed'), Type.Literal('stopped')], {
+    description: 'ready: every loadable model is warm; draining: shutting down (SIGTERM), still finishing requests.',
+  }),
   models: Type.Record(Type.String(), Type.Object({ status: Type.String(), reason: Type.Optional(Type.String()) })),
 });
 

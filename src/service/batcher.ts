@@ -37,6 +37,8 @@ interface Item {
 
 export class Batcher {
   private queue: Item[] = [];
+  /** Items of the batches being run, so abort() can answer them. */
+  private running = new Set<Item>();
   private inflight = 0;
   private flushTimer: NodeJS.Timeout | null = null;
   queuedRows = 0;
@@ -59,6 +61,16 @@ export class Batcher {
     const out: Record<string, TensorData> = {};
     for (const k of Object.keys(results[0])) out[k] = concatRows(results.map((r) => r[k]));
     return out;
+  }
+
+  /** Answer every queued and running request with `err` (shutdown deadline); late results are dropped. */
+  abort(err: Error): number {
+    const items = [...this.queue, ...this.running];
+    this.queue = [];
+    this.queuedRows = 0;
+    this.running.clear();
+    for (const item of items) settle(item, () => item.reject(err));
+    return items.length;
   }
 
   private shed(): never {
@@ -123,6 +135,7 @@ export class Batcher {
     const feeds: Record<string, TensorData> = { ...this.o.constFeeds };
     for (const name of Object.keys(batch[0].feeds)) feeds[name] = concatRows(batch.map((i) => i.feeds[name]));
     this.inflight++;
+    for (const item of batch) this.running.add(item);
     this.o
       .run(feeds, rows)
       .then(
@@ -140,6 +153,7 @@ export class Batcher {
         },
       )
       .finally(() => {
+        for (const item of batch) this.running.delete(item);
         this.inflight--;
         this.schedule();
       });

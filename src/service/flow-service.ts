@@ -37,9 +37,12 @@ export interface ScoredLikelihood extends Likelihood {
 export class FlowService {
   private pool: WorkerPool | null = null;
   private models = new Map<string, FlowModel>();
+  private batchers: Batcher[] = [];
   readonly states = new Map<string, ModelState>();
   private readyPromise: Promise<void> | null = null;
   state: 'starting' | 'ready' | 'failed' | 'stopped' = 'starting';
+  /** Why nothing can be served, when state is 'failed' (public: no paths beyond MODEL_DIR as configured). */
+  failureReason = '';
   defaultModel = '';
 
   constructor(
@@ -53,11 +56,22 @@ export class FlowService {
     this.readyPromise ??= this.load().then(
       () => {
         this.state = this.models.size > 0 ? 'ready' : 'failed';
-        if (this.models.size === 0) this.log.error({ modelDir: this.config.modelDir }, 'no model could be loaded');
+        if (this.models.size > 0) return;
+        const refused = [...this.states.values()].map((s) => `${s.name}: ${s.reason ?? s.status}`);
+        this.failureReason = refused.length
+          ? `no model could be loaded from MODEL_DIR=${this.config.modelDir} (${refused.join('; ')})`
+          : `MODEL_DIR=${this.config.modelDir} holds no model package (a sub-folder with a flow.json)`;
+        this.log.error({ modelDir: this.config.modelDir }, this.failureReason);
       },
       (err) => {
         this.state = 'failed';
-        this.log.error({ err: String(err) }, 'model loading failed');
+        const code = (err as NodeJS.ErrnoException).code;
+        this.failureReason =
+          code === 'ENOENT' ? `MODEL_DIR=${this.config.modelDir} does not exist`
+          : code === 'ENOTDIR' ? `MODEL_DIR=${this.config.modelDir} is not a folder`
+          : code === 'EACCES' ? `MODEL_DIR=${this.config.modelDir} cannot be read (permission denied)`
+          : 'model loading failed (see the log)';
+        this.log.error({ err: String(err), modelDir: this.config.modelDir }, this.failureReason);
       },
     );
     return this.readyPromise;
@@ -74,6 +88,11 @@ export class FlowService {
   /** Fault injection: kill an inference thread as a crash would. */
   killThread(index = 0): Promise<void> {
     return this.pool?.killThread(index) ?? Promise.resolve();
+  }
+
+  /** Answer all queued and running work with `err` (the shutdown deadline); returns how many requests. */
+  abort(err: Error): number {
+    return this.batchers.reduce((n, b) => n + b.abort(err), 0);
   }
 
   async close(): Promise<void> {
@@ -177,6 +196,7 @@ export class FlowService {
         depth.set(batcher.queuedRows);
       },
     });
+    this.batchers.push(batcher);
     return batcher;
   }
 

@@ -176,7 +176,7 @@ test('BAD CALL - missing or wrong API key → 401; probes stay open', async () =
 });
 
 test('BAD CALL - queue full → 429 OVERLOADED with Retry-After', async () => {
-  const tiny = await testApp({ maxQueueSize: 2 });
+  const tiny = await testApp({ maxQueueSize: 2, maxItemsPerRequest: 2, maxSamplesPerRequest: 2 });
   try {
     const res = await post(tiny, '/likelihood', { model: V, inputs: [[0, 0], [0, 0], [0, 0]] });
     assertError(res, 'OVERLOADED', /MAX_QUEUE_SIZE=2/);

@@ -55,7 +55,7 @@ export function modelRoutes(app: FastifyInstance, service: FlowService, metrics:
   r.get('/readyz', { schema: { summary: 'Readiness: every loadable model is warm. Lists unavailable models.', tags: ['health'], response: { 200: Readiness, 503: Readiness } } }, async (_req, reply) => {
     const models: Record<string, { status: string; reason?: string }> = {};
     for (const s of service.describe()) models[s.name] = { status: s.status, ...(s.reason ? { reason: s.reason } : {}) };
-    const status = service.state === 'starting' ? ('loading' as const) : service.state;
+    const status = app.lifecycle.phase !== 'serving' ? ('draining' as const) : service.state === 'starting' ? ('loading' as const) : service.state;
     if (status !== 'ready') reply.code(503).header('retry-after', '1');
     return { status, models };
   });
