@@ -2,7 +2,6 @@
 // order. Loading models starts when the app is ready and goes on in the background, so /healthz
 // answers at once and /readyz turns ready when every model is warm. Nothing here touches process.
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
-import multipart from '@fastify/multipart';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -10,6 +9,8 @@ import type { Config } from './config/config.js';
 import { registerAuth } from './http/auth.js';
 import { MAX_PARAM_LENGTH, frameworkErrorHandler, registerErrorHandling } from './http/error-handler.js';
 import { Lifecycle } from './http/lifecycle.js';
+import { registerJsonParser } from './http/json-body.js';
+import { registerMultipartParser } from './http/multipart-body.js';
 import { inferenceRoutes } from './http/routes/inference.js';
 import { modelRoutes } from './http/routes/models.js';
 import { ErrorResponse, MultipartBody } from './http/schemas.js';
@@ -82,7 +83,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   registerAuth(app, config.apiKey);
   // JSON (and multipart below) only: a text body is a 415, not a string to validate.
   app.removeContentTypeParser('text/plain');
-  await app.register(multipart, { limits: { fileSize: config.bodyLimitBytes, files: config.maxItemsPerRequest, fields: 8, parts: config.maxItemsPerRequest + 8 } });
+  // Both read the whole body under BODY_LIMIT_BYTES before parsing it, and bound its shape
+  // (JSON depth and values; multipart files, fields and parts): src/http/json-body.ts, multipart-body.ts.
+  registerJsonParser(app, config);
+  registerMultipartParser(app, config);
   app.addSchema(ErrorResponse);
   await app.register(swagger, {
     transform: documentMultipart,

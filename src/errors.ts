@@ -60,14 +60,27 @@ export class InvalidImageError extends AppError {
 }
 
 export class LimitExceededError extends AppError {
-  constructor(field: string, limit: string, max: number, got: number) {
-    super('LIMIT_EXCEEDED', `${field}: at most ${max} allowed (${limit}), got ${got}`, { field, limit, max, got });
+  /** `unit` says what is counted when it is not items ("pixels", "files"); `got` is left out when unknown. */
+  constructor(field: string, limit: string, max: number, got?: number, unit?: string) {
+    const what = unit ? `${max} ${unit}` : String(max);
+    super('LIMIT_EXCEEDED', `${field}: at most ${what} allowed (${limit})${got === undefined ? '' : `, got ${got}`}`, { field, limit, max, ...(got === undefined ? {} : { got }) });
   }
+}
+
+/** Longest piece of client text an error message or log line repeats back. */
+export const MAX_ECHO = 64;
+
+/**
+ * Client text quoted in a message: at most MAX_ECHO characters, then '…'. A refusal must not turn
+ * a 900 KB model name into a 900 KB answer and log line.
+ */
+export function echo(text: string, max = MAX_ECHO): string {
+  return text.length <= max ? text : `${text.slice(0, max)}…`;
 }
 
 export class ModelNotFoundError extends AppError {
   constructor(name: string, available: string[]) {
-    super('MODEL_NOT_FOUND', `model '${name}' is not loaded`, { model: name, available });
+    super('MODEL_NOT_FOUND', `model '${echo(name)}' is not loaded`, { model: echo(name), available });
   }
 }
 

@@ -68,7 +68,7 @@ await app.flowserve.whenReady();
 if (app.flowserve.state === 'failed') {
   if (config.allowNoModels) log.warn({ reason: app.flowserve.failureReason }, 'no model can be served (ALLOW_NO_MODELS=true): running, not ready');
   else {
-    log.fatal({ reason: app.flowserve.failureReason }, `refusing to start: ${app.flowserve.failureReason} (set ALLOW_NO_MODELS=true to run anyway)`);
+    log.fatal({ reason: app.flowserve.failureReason }, `refusing to start: ${app.flowserve.failureReason} (MODEL_DIR=${config.modelDir}; set ALLOW_NO_MODELS=true to run anyway)`);
     await app.close();
     process.exit(1);
   }

@@ -17,7 +17,7 @@ export const ConfigSchema = Type.Object({
     description: 'auto tries CUDA then falls back to CPU with a warning; cuda fails a model whose CUDA session cannot be created.',
   }),
   cudaDeviceId: Int(0, 0, 64, 'CUDA device ordinal.'),
-  workerThreads: Int(1, 1, 64, 'Inference worker threads (each holds every model).'),
+  workerThreads: Int(1, 1, 64, 'Inference workers (processes or threads, see INFERENCE_ISOLATION), each holding every model.'),
   intraOpThreads: Int(0, 0, 256, 'ONNX Runtime intra-op threads per session (0 = ORT default: one per core).'),
   intraOpSpinning: Type.Boolean({ default: false, description: 'Let idle ONNX Runtime intra-op threads spin-wait for work (ORT default true); off leaves CPU to the HTTP thread.' }),
   bodyLimitBytes: Int(16 * 1024 * 1024, 1024, 1024 * 1024 * 1024, 'Largest request body of any content type (JSON, multipart), counted while it is read: 413 as soon as it is passed.'),
@@ -42,7 +42,7 @@ export const ConfigSchema = Type.Object({
   maxConnections: Int(1024, 1, 1_000_000, 'Most open client connections; further connections are closed at once.'),
   // Request shape budgets (enforced while reading or before decoding)
   maxJsonDepth: Int(16, 2, 1024, 'Deepest nesting of arrays and objects in a JSON body.'),
-  maxJsonValues: Int(1_048_576, 16, 100_000_000, 'Most values (numbers, strings, arrays, objects) in a JSON body.'),
+  maxJsonValues: Int(262_144, 16, 100_000_000, 'Most values (numbers, strings, arrays, objects) in a JSON body: 256 rows of 1,024 values; raise it for larger models (each 1M values costs ~0.2 s of event-loop time to parse).'),
   maxRequestPixels: Int(16_777_216, 1, 1_073_741_824, 'Most decoded pixels (width × height summed over the images) in one request.'),
   // Shutdown on SIGTERM/SIGINT (docs/reliability.md, Shutdown)
   shutdownDelayMs: Int(5_000, 0, 600_000, 'After the signal, keep serving this long while /readyz answers 503, so load balancers stop routing here.'),

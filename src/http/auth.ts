@@ -1,20 +1,30 @@
 // Optional API key: when API_KEY is set every route but the probes and /metrics requires
 // `Authorization: Bearer <key>`. Digests are compared in constant time (equal lengths always).
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { UnauthorizedError } from '../errors.js';
 
 const OPEN_ROUTES = new Set(['/healthz', '/readyz', '/metrics']);
 const digest = (s: string) => createHash('sha256').update(s).digest();
+/** The expected digest per HTTP server: every (encapsulated) Fastify context of one app shares it. */
+const expectedBy = new WeakMap<object, Buffer>();
+
+/** Whether the request carries the API key (always true when no API_KEY is set). Open routes use it
+ *  to say less to anonymous callers. */
+export function isAuthorized(request: FastifyRequest): boolean {
+  const expected = expectedBy.get(request.server.server);
+  if (!expected) return true;
+  const header = request.headers.authorization ?? '';
+  const token = header.startsWith('Bearer ') ? header.slice(7) : '';
+  return timingSafeEqual(digest(token), expected);
+}
 
 export function registerAuth(app: FastifyInstance, apiKey: string): void {
   if (!apiKey) return;
-  const expected = digest(apiKey);
+  expectedBy.set(app.server, digest(apiKey));
   app.addHook('onRequest', async (request) => {
     if (OPEN_ROUTES.has(request.url.split('?')[0])) return;
-    const header = request.headers.authorization ?? '';
-    const token = header.startsWith('Bearer ') ? header.slice(7) : '';
-    if (!timingSafeEqual(digest(token), expected)) {
+    if (!isAuthorized(request)) {
       request.log.warn({ ip: request.ip, url: request.url.slice(0, 200) }, 'rejected request with missing or wrong API key');
       throw new UnauthorizedError();
     }

@@ -5,6 +5,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { AppError, ValidationError } from '../errors.js';
 import type { Config } from '../config/config.js';
 import type { Metrics } from '../service/metrics.js';
+import { LogLimiter } from '../log-limiter.js';
 
 export const MAX_PARAM_LENGTH = 100;
 
@@ -47,10 +48,8 @@ export function toAppError(err: FastifyError | Error, config: Config): AppError 
   if (fe.validation) return fromValidation(fe);
   switch (fe.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-    case 'FST_REQ_FILE_TOO_LARGE':
       return new AppError('PAYLOAD_TOO_LARGE', `body: larger than BODY_LIMIT_BYTES=${config.bodyLimitBytes}`, { field: 'body', limit: 'BODY_LIMIT_BYTES', max: config.bodyLimitBytes });
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-    case 'FST_INVALID_MULTIPART_CONTENT_TYPE':
       return new AppError('UNSUPPORTED_MEDIA_TYPE', 'content-type: send application/json (or multipart/form-data with images for /encode and /likelihood)', { field: 'content-type' });
     case 'FST_ERR_BAD_URL':
       return new ValidationError('path: malformed URL', { field: 'path', rule: 'url' });
@@ -60,10 +59,9 @@ export function toAppError(err: FastifyError | Error, config: Config): AppError 
       return new ValidationError('body: must not be empty', { field: 'body', rule: 'required' });
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
       return new ValidationError(`body: not valid JSON (${fe.message})`, { field: 'body', rule: 'json' });
-    case 'FST_FILES_LIMIT':
-    case 'FST_PARTS_LIMIT':
-    case 'FST_FIELDS_LIMIT':
-      return new AppError('LIMIT_EXCEEDED', `images: at most ${config.maxItemsPerRequest} files allowed (MAX_ITEMS_PER_REQUEST)`, { field: 'images', limit: 'MAX_ITEMS_PER_REQUEST', max: config.maxItemsPerRequest });
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      // the connection ended (or sent more) before Content-Length bytes
+      return new ValidationError('body: its length differs from the Content-Length header', { field: 'body', rule: 'contentLength' });
   }
   const status = fe.statusCode ?? 500;
   if (err instanceof SyntaxError && status === 400) return new ValidationError(`body: not valid JSON (${err.message})`, { field: 'body', rule: 'json' });
@@ -85,13 +83,31 @@ export function frameworkErrorHandler(config: Config, metrics: Metrics) {
   return (error: FastifyError, _request: FastifyRequest, reply: FastifyReply) => sendError(reply, toAppError(error, config), metrics);
 }
 
-export function registerErrorHandling(app: FastifyInstance, config: Config, metrics: Metrics): void {
+/** Refusals by design: the service works as documented, so no stack trace and no error level. */
+const EXPECTED_5XX = new Set(['NOT_READY', 'MODEL_UNAVAILABLE', 'TIMEOUT']);
+
+/** What makes two failures "the same cause" for the log limiter: never the request's values. */
+function causeKey(err: AppError, model: string): string {
+  const d = err.details ?? {};
+  if (err.statusCode >= 500 && !EXPECTED_5XX.has(err.code)) {
+    const cause = err.cause instanceof Error ? err.cause.message : String(err.cause ?? '');
+    return `${err.code}|${model}|${cause.slice(0, 200)}`;
+  }
+  if (err.statusCode >= 500) return `${err.code}|${model}|${err.message.slice(0, 200)}`;
+  return `${err.code}|${model}|${String(d.field ?? '').replace(/\[\d+\]/g, '[]')}|${String(d.rule ?? d.limit ?? '')}`;
+}
+
+export function registerErrorHandling(app: FastifyInstance, config: Config, metrics: Metrics, limiter = new LogLimiter()): void {
   app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     const appErr = toAppError(error, config);
-    // NOT_READY (warming up, shutting down) is a refusal by design, not a failure
-    if (appErr.statusCode >= 500 && appErr.code !== 'NOT_READY') request.log.error({ err: error, cause: appErr.cause, code: appErr.code, url: request.url }, 'request failed');
-    else request.log.info({ code: appErr.code, msg: appErr.message }, 'request refused');
+    const model = request.flowModel || String(appErr.details?.model ?? '');
+    limiter.log(causeKey(appErr, model), (suppressed) => {
+      const entry = { code: appErr.code, reason: appErr.message, model: model || undefined, url: request.url.slice(0, 200), ...(suppressed ? { suppressed } : {}) };
+      if (appErr.statusCode < 500) request.log.info(entry, 'request refused');
+      else if (EXPECTED_5XX.has(appErr.code)) request.log.warn(entry, 'request refused');
+      else request.log.error({ ...entry, err: error, cause: appErr.cause }, 'request failed');
+    });
     return sendError(reply, appErr, metrics);
   });
-  app.setNotFoundHandler((request, reply) => sendError(reply, new AppError('ROUTE_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`), metrics));
+  app.setNotFoundHandler((request, reply) => sendError(reply, new AppError('ROUTE_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0].slice(0, 200)}`), metrics));
 }

@@ -164,12 +164,23 @@ export const ModelInfo = Type.Object({
 
 export const ModelList = Type.Object({ defaultModel: Type.String(), models: Type.Array(ModelInfo) });
 
-export const Health = Type.Object({ status: Type.String() });
-export const Readiness = Type.Object({
-  status: Type.Union([Type.Literal('ready'), Type.Literal('loading'), Type.Literal('draining'), Type.Literal('failed'), Type.Literal('stopped')], {
-    description: 'ready: every loadable model is warm; draining: shutting down (SIGTERM), still finishing requests.',
+export const Health = Type.Object({
+  status: Type.Union([Type.Literal('ok'), Type.Literal('unhealthy')], {
+    description: 'unhealthy (503): startup finished, no inference worker is live and every worker failed its last 3 starts in a row; restarting the process is the remedy left.',
   }),
-  models: Type.Record(Type.String(), Type.Object({ status: Type.String(), reason: Type.Optional(Type.String()) })),
+  reason: Type.Optional(Type.String()),
+});
+export const Readiness = Type.Object({
+  status: Type.Union([Type.Literal('ready'), Type.Literal('loading'), Type.Literal('restarting'), Type.Literal('draining'), Type.Literal('failed'), Type.Literal('stopped')], {
+    description:
+      'ready: every loadable model is warm and an inference worker holding it is live; restarting: no inference worker is live (one crashed and is being replaced); draining: shutting down (SIGTERM), still finishing requests.',
+  }),
+  reason: Type.Optional(Type.String({ description: 'Why the service is not ready (failed, restarting): short, without paths.' })),
+  models: Type.Optional(
+    Type.Record(Type.String(), Type.Object({ status: Type.String(), reason: Type.Optional(Type.String()) }), {
+      description: 'Every model package found, with the reason for any unavailable one. Left out for callers without the API key when API_KEY is set.',
+    }),
+  ),
 });
 
 /** Error responses shared by the inference routes, for the OpenAPI document. */

@@ -1,11 +1,13 @@
 // Images ↔ pixel arrays (channel-major, CHW). The only module that touches sharp. Decoding is
-// bounded before any pixel buffer is allocated: the header's format and size are checked first,
-// and sharp's own pixel limit backs that up.
+// bounded before any pixel buffer is allocated: every image's header (format, size, aspect ratio)
+// and the request's pixel budget are checked first, and sharp's own pixel limit backs that up.
+// Decodes are shared fairly between requests (decode-scheduler.ts).
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { PNG } from 'pngjs';
 import sharp, { type Metadata } from 'sharp';
 import charlsFactory, { type CharLSModule } from '@cornerstonejs/codec-charls/wasmjs';
-import { InvalidImageError } from '../errors.js';
+import { InvalidImageError, LimitExceededError } from '../errors.js';
+import { decodeScheduler, type FairScheduler } from './decode-scheduler.js';
 
 export const IMAGE_FORMATS = ['png', 'jpeg', 'webp'] as const;
 
@@ -18,24 +20,56 @@ export interface ImageSpec {
   resize: boolean;
 }
 
-export async function decodeImage(buf: Buffer, spec: ImageSpec, field: string): Promise<Uint8Array> {
+/**
+ * With resize, the most an image's aspect ratio (width/height) may differ from the model's, as a
+ * factor either way. A resize to the model's size with fit 'fill' stretches the image; past 4× the
+ * content is distorted beyond recognition (a 112×28 strip squeezed into 28×28), so nothing useful
+ * is lost by refusing it, while extreme claims are the cheap image bombs: a 69-byte PNG whose
+ * header says 16,777,216×1 passed the pixel limit and cost ~45 ms of a decode thread each.
+ */
+export const MAX_RESIZE_ASPECT_FACTOR = 4;
+
+export interface ImageHeader {
+  format: string;
+  width: number;
+  height: number;
+}
+
+const sharpOptions = (spec: ImageSpec) => ({ limitInputPixels: spec.maxPixels, failOn: 'error' as const, sequentialRead: true });
+
+/** Reads only the header (format, size) and applies every per-image rule; allocates no pixels. */
+export async function probeImage(buf: Buffer, spec: ImageSpec, field: string): Promise<ImageHeader> {
   if (buf.length === 0) throw new InvalidImageError(field, 'image is empty');
-  const options = { limitInputPixels: spec.maxPixels, failOn: 'error' as const, sequentialRead: true };
   let meta: Metadata;
   try {
-    meta = await sharp(buf, options).metadata();
+    meta = await sharp(buf, sharpOptions(spec)).metadata();
   } catch (err) {
     throw new InvalidImageError(field, `not a decodable PNG, JPEG or WebP image (${shortReason(err)})`);
   }
   if (!meta.format || !(IMAGE_FORMATS as readonly string[]).includes(meta.format))
     throw new InvalidImageError(field, `format '${meta.format ?? 'unknown'}' is not supported; send PNG, JPEG or WebP`, { allowed: IMAGE_FORMATS });
   const { width = 0, height = 0 } = meta;
+  if (width < 1 || height < 1) throw new InvalidImageError(field, `image is ${width}×${height}: it has no pixels`);
   if (width * height > spec.maxPixels)
     throw new InvalidImageError(field, `image is ${width}×${height}; at most ${spec.maxPixels} pixels allowed (MAX_IMAGE_PIXELS)`);
   if (!spec.resize && (width !== spec.width || height !== spec.height))
     throw new InvalidImageError(field, `image is ${width}×${height}, the model takes ${spec.width}×${spec.height}; resize it or send "resize": true`);
+  if (spec.resize) {
+    const factor = width / height / (spec.width / spec.height);
+    if (factor > MAX_RESIZE_ASPECT_FACTOR || factor < 1 / MAX_RESIZE_ASPECT_FACTOR)
+      throw new InvalidImageError(
+        field,
+        `image is ${width}×${height}: its aspect ratio differs from the model's ${spec.width}×${spec.height} by more than ${MAX_RESIZE_ASPECT_FACTOR}×, too far to resize; crop it first`,
+        { maxAspectFactor: MAX_RESIZE_ASPECT_FACTOR },
+      );
+  }
+  return { format: meta.format, width, height };
+}
+
+/** Full decode of an image that passed probeImage → CHW pixels at the model's size. */
+async function decodeProbed(buf: Buffer, spec: ImageSpec, field: string): Promise<Uint8Array> {
   try {
-    let img = sharp(buf, options).flatten({ background: '#000000' });
+    let img = sharp(buf, sharpOptions(spec)).flatten({ background: '#000000' });
     if (spec.resize) img = img.resize(spec.width, spec.height, { fit: 'fill' });
     img = spec.channels === 1 ? img.toColourspace('b-w') : img.toColourspace('srgb');
     const { data, info } = await img.raw().toBuffer({ resolveWithObject: true });
@@ -45,6 +79,43 @@ export async function decodeImage(buf: Buffer, spec: ImageSpec, field: string): 
   } catch (err) {
     throw new InvalidImageError(field, `image could not be decoded (${shortReason(err)})`);
   }
+}
+
+/** Settles every task, then throws the first failure in request order (the client fixes images in order). */
+async function inOrder<T>(tasks: ((skip: () => boolean) => Promise<T>)[]): Promise<T[]> {
+  let firstBad = Infinity;
+  const results = await Promise.allSettled(
+    tasks.map((task, i) =>
+      task(() => i > firstBad).catch((err) => {
+        firstBad = Math.min(firstBad, i);
+        throw err;
+      }),
+    ),
+  );
+  const bad = results.find((r) => r.status === 'rejected');
+  if (bad) throw (bad as PromiseRejectedResult).reason;
+  return results.map((r) => (r as PromiseFulfilledResult<T>).value);
+}
+
+/**
+ * A request's images → CHW pixels. Every header is read and checked first (per image, then the
+ * request's decode budget: width × height summed ≤ maxRequestPixels) before any full decode, so a
+ * refused request costs header reads only. All sharp work goes through the request's own lane of
+ * the fair scheduler; images after a failed one are not decoded.
+ */
+export async function decodeImages(images: readonly Buffer[], spec: ImageSpec, field: string, maxRequestPixels: number, scheduler: FairScheduler = decodeScheduler): Promise<Uint8Array[]> {
+  const lane = scheduler.lane();
+  const headers = await inOrder(images.map((buf, i) => (skip: () => boolean) => lane.run(async () => (skip() ? null : probeImage(buf, spec, `${field}[${i}]`)))));
+  const total = headers.reduce((sum, h) => sum + h!.width * h!.height, 0);
+  if (total > maxRequestPixels) throw new LimitExceededError(field, 'MAX_REQUEST_PIXELS', maxRequestPixels, total, 'pixels (width × height summed over the images)');
+  return inOrder(images.map((buf, i) => (skip: () => boolean) => lane.run(async () => (skip() ? new Uint8Array(0) : decodeProbed(buf, spec, `${field}[${i}]`)))));
+}
+
+/** One image (header checks, then the decode), through the fair scheduler. */
+export async function decodeImage(buf: Buffer, spec: ImageSpec, field: string): Promise<Uint8Array> {
+  const lane = decodeScheduler.lane();
+  await lane.run(() => probeImage(buf, spec, field));
+  return lane.run(() => decodeProbed(buf, spec, field));
 }
 
 /**

@@ -32,14 +32,21 @@ export interface LoadedSession {
 const meta = (m: readonly ort.InferenceSession.ValueMetadata[]): IoMeta[] =>
   m.map((v) => ({ name: v.name, shape: v.isTensor ? [...v.shape] : [] }));
 
-export async function createSession(path: string, opts: SessionOptions): Promise<LoadedSession> {
+/** A graph as bytes, with the external-data files it names (all in memory: nothing is read from disk here). */
+export interface GraphBytes {
+  graph: Uint8Array;
+  externalData?: { path: string; data: Uint8Array }[];
+}
+
+export async function createSession(source: GraphBytes, opts: SessionOptions): Promise<LoadedSession> {
   const base: ort.InferenceSession.SessionOptions = {
     graphOptimizationLevel: 'all',
+    ...(source.externalData?.length ? { externalData: source.externalData } : {}),
     ...(opts.intraOpThreads > 0 ? { intraOpNumThreads: opts.intraOpThreads } : {}),
     extra: { session: { intra_op: { allow_spinning: opts.intraOpSpinning ? '1' : '0' } } },
   };
   const open = async (provider: Provider) => {
-    const session = await ort.InferenceSession.create(path, {
+    const session = await ort.InferenceSession.create(source.graph, {
       ...base,
       executionProviders: provider === 'cuda' ? [{ name: 'cuda', deviceId: opts.deviceId }] : ['cpu'],
     });

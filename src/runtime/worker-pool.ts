@@ -1,9 +1,14 @@
-// A pool of inference threads, each holding every session. Work goes to the least-loaded live
-// thread. A thread that dies fails only the runs it held, and is replaced (sessions reloaded).
-import { Worker } from 'node:worker_threads';
+// A pool of inference workers (child processes or worker threads: src/runtime/transport.ts), each
+// holding every session. Work goes to the least-loaded live worker. A worker that dies fails only
+// the runs it held and is replaced from the same verified bytes it was started with (never from
+// disk). A replacement whose start fails is retried with exponential backoff, for as long as the
+// pool is open; one whose sessions differ from the original's counts as a failed start.
 import type { TensorData } from '../tensor/tensor.js';
-import type { SessionOptions } from './session.js';
-import type { SessionReport, SessionSpec, WorkerRequest, WorkerResponse } from './protocol.js';
+import type { IoMeta, SessionOptions } from './session.js';
+import type { SessionReport, SessionSpec, StartFault, WorkerRequest, WorkerResponse } from './protocol.js';
+import { spawnWorker, type Isolation, type WorkerHandle } from './transport.js';
+
+export type { Isolation } from './transport.js';
 
 export interface PoolLogger {
   info(obj: object, msg?: string): void;
@@ -16,29 +21,90 @@ export interface RunResult {
   ms: number;
 }
 
-/** The thread running this work died; the work may be retried by the caller. */
+/** The worker running this work died (or none is live); the work may be retried by the caller. */
 export class WorkerCrashedError extends Error {}
+
+/** No worker of a new pool could start: nothing to serve with. */
+export class WorkerStartError extends Error {}
+
+export interface PoolOptions {
+  isolation: Isolation;
+  /** Delay before the second start attempt; doubles with each failure, up to maxBackoffMs. */
+  backoffMs?: number;
+  maxBackoffMs?: number;
+  /** A start that has not reported ready by then is killed and counts as failed. */
+  startTimeoutMs?: number;
+  /** A worker that keeps failing (to start, or after starting) is logged at most once per interval. */
+  logIntervalMs?: number;
+  /** With no worker live, the pool is `failing` once every worker failed this many starts in a row. */
+  failingAfter?: number;
+  /** Called whenever a worker becomes live, dies or fails a start (readiness follows it). */
+  onChange?: () => void;
+}
+
+export interface PoolStatus {
+  size: number;
+  live: number;
+  /** Workers replaced after a crash (counted when the replacement is live). */
+  restarts: number;
+  /** Failed starts in a row, per worker (0 once it is live). */
+  failedStarts: number[];
+  /** Some worker died since it last served and is being replaced. */
+  restarting: boolean;
+  /** No worker is live and every worker failed its last `failingAfter` starts: restarts keep failing. */
+  failing: boolean;
+  closing: boolean;
+}
 
 interface Pending {
   resolve: (r: RunResult) => void;
   reject: (e: Error) => void;
 }
 
+type SlotState = 'starting' | 'live' | 'waiting' | 'closed';
+
 interface Slot {
-  worker: Worker;
+  index: number;
+  state: SlotState;
+  handle: WorkerHandle | null;
   pending: Map<number, Pending>;
-  ready: Promise<Record<string, SessionReport>>;
-  alive: boolean;
-  dead: boolean;
+  /** The start in progress: true once live, false when it failed. */
+  started: Promise<boolean>;
+  failures: number;
+  /** It died after serving and has not served since (a replacement, not a first start). */
+  replacing: boolean;
+  retry?: NodeJS.Timeout;
 }
 
-const WORKER_URL = new URL('./worker-boot.mjs', import.meta.url);
+const DEFAULTS = { backoffMs: 250, maxBackoffMs: 30_000, startTimeoutMs: 120_000, logIntervalMs: 30_000, failingAfter: 3 };
+
+/** How a start's session reports differ from the original ones; null when they match. */
+export function reportMismatch(original: Record<string, SessionReport>, now: Record<string, SessionReport>): string | null {
+  const io = (l: IoMeta[]) => JSON.stringify(l.map((m) => [m.name, m.shape]));
+  for (const key of new Set([...Object.keys(original), ...Object.keys(now)])) {
+    const a = original[key];
+    const b = now[key];
+    if (!a || !b) return `${key}: ${a ? 'missing' : 'not in the original'}`;
+    if (a.ok !== b.ok) return `${key}: ${a.ok ? 'no longer loads' : 'loads now but did not'}`;
+    if (!a.ok || !b.ok) continue;
+    // The provider too: GET /models and the metrics report the original's.
+    if (a.provider !== b.provider) return `${key}: provider ${b.provider}, was ${a.provider}`;
+    if (io(a.inputs) !== io(b.inputs)) return `${key}: inputs ${io(b.inputs)}, were ${io(a.inputs)}`;
+    if (io(a.outputs) !== io(b.outputs)) return `${key}: outputs ${io(b.outputs)}, were ${io(a.outputs)}`;
+  }
+  return null;
+}
 
 export class WorkerPool {
   private slots: Slot[] = [];
   private nextId = 1;
   private closing = false;
-  /** Number of threads replaced after a crash (exposed for metrics and tests). */
+  /** The session reports of the first start: every later start must match them. */
+  private reference: Record<string, SessionReport> | null = null;
+  private startFaults = 0;
+  private readonly opts: Required<Omit<PoolOptions, 'onChange'>> & Pick<PoolOptions, 'onChange'>;
+  private readonly logged = new Map<string, { at: number; skipped: number }>();
+  /** Workers replaced after a crash (exposed for metrics and tests). */
   restarts = 0;
 
   constructor(
@@ -46,70 +112,132 @@ export class WorkerPool {
     private readonly options: SessionOptions,
     private readonly size: number,
     private readonly log: PoolLogger,
-  ) {}
-
-  /** Start every thread; resolves with the session reports of the first. */
-  async start(): Promise<Record<string, SessionReport>> {
-    for (let i = 0; i < this.size; i++) this.slots.push(this.spawn(i));
-    const reports = await Promise.all(this.slots.map((s) => s.ready));
-    return reports[0];
+    opts: PoolOptions,
+  ) {
+    this.opts = { ...DEFAULTS, ...opts };
   }
 
-  get threads(): number {
-    return this.slots.length;
+  get isolation(): Isolation {
+    return this.opts.isolation;
+  }
+
+  /**
+   * Start every worker; resolves with the session reports once each has started or failed once.
+   * Rejects (WorkerStartError) when none could start; a worker that failed while another started
+   * is retried like a replacement.
+   */
+  async start(): Promise<Record<string, SessionReport>> {
+    for (let i = 0; i < this.size; i++) {
+      const slot: Slot = { index: i, state: 'starting', handle: null, pending: new Map(), started: Promise.resolve(false), failures: 0, replacing: false };
+      this.slots.push(slot);
+      this.launch(slot);
+    }
+    await Promise.all(this.slots.map((s) => s.started));
+    if (this.reference) return this.reference;
+    await this.close();
+    throw new WorkerStartError(`no inference worker could start (${this.size} tried; see the log)`);
+  }
+
+  status(): PoolStatus {
+    const live = this.slots.filter((s) => s.state === 'live').length;
+    return {
+      size: this.slots.length,
+      live,
+      restarts: this.restarts,
+      failedStarts: this.slots.map((s) => s.failures),
+      restarting: this.slots.some((s) => s.replacing),
+      failing: !this.closing && live === 0 && this.slots.length > 0 && this.slots.every((s) => s.failures >= this.opts.failingAfter),
+      closing: this.closing,
+    };
   }
 
   run(key: string, feeds: Record<string, TensorData>): Promise<RunResult> {
-    const live = this.slots.filter((s) => s.alive);
-    if (this.closing || live.length === 0) return Promise.reject(new WorkerCrashedError('no live inference thread'));
+    const live = this.slots.filter((s) => s.state === 'live');
+    if (this.closing || live.length === 0) return Promise.reject(new WorkerCrashedError('no live inference worker'));
     const slot = live.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
     const id = this.nextId++;
     return new Promise<RunResult>((resolve, reject) => {
       slot.pending.set(id, { resolve, reject });
-      slot.worker.postMessage({ type: 'run', id, key, feeds } satisfies WorkerRequest);
+      slot.handle!.send({ type: 'run', id, key, feeds } satisfies WorkerRequest);
     });
   }
 
-  /** Kill one thread as a crash would (fault-injection for tests and drills). */
-  async killThread(index = 0): Promise<void> {
-    await this.slots[index]?.worker.terminate();
+  /** Kill one worker as a crash would: SIGKILL (process) or terminate() (thread). Fault injection
+   *  for tests and drills; resolves once the pool has seen it die. */
+  async killWorker(index = 0): Promise<void> {
+    const slot = this.slots[index];
+    const handle = slot?.handle;
+    if (!handle || slot.state === 'closed') return;
+    handle.kill();
+    await handle.exited;
   }
 
-  /** Let every thread finish its runs and release its sessions, then exit; terminate() only as a
-   *  fallback (a hard terminate during a run aborts the process). */
+  /** Fault injection: the next `count` worker starts exit during init (Infinity: every one, 0: none). */
+  injectStartFaults(count: number): void {
+    this.startFaults = count;
+  }
+
+  /** Let every worker finish its runs and release its sessions, then exit; a kill only as a
+   *  fallback (ending a thread hard during a run aborts the process). */
   async close(graceMs = 10_000): Promise<void> {
     this.closing = true;
     await Promise.all(
       this.slots.map(async (s) => {
-        if (s.dead) return;
-        const exited = new Promise<void>((resolve) => s.worker.once('exit', () => resolve()));
-        s.worker.postMessage({ type: 'close' } satisfies WorkerRequest);
-        let timer: NodeJS.Timeout | undefined;
-        const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), graceMs)));
-        if ((await Promise.race([exited, late])) === 'late') {
-          this.log.warn({ thread: s.worker.threadId }, 'inference thread did not close in time; terminating it');
-          await s.worker.terminate();
+        clearTimeout(s.retry);
+        // A thread cannot be ended safely while ORT creates its sessions: let the start finish.
+        if (s.state === 'starting') await Promise.race([s.started, sleep(graceMs)]);
+        const handle = s.handle;
+        if (s.state === 'live' && handle) {
+          handle.send({ type: 'close' } satisfies WorkerRequest);
+          if ((await Promise.race([handle.exited, sleep(graceMs).then(() => 'late' as const)])) === 'late') {
+            this.log.warn({ worker: s.index, workerId: handle.id }, 'inference worker did not close in time; killing it');
+            handle.kill();
+            await handle.exited;
+          }
+        } else if (handle && s.state === 'starting') {
+          handle.kill();
+          await handle.exited;
         }
-        clearTimeout(timer);
+        s.state = 'closed';
       }),
     );
   }
 
-  private spawn(index: number): Slot {
-    const worker = new Worker(WORKER_URL, { name: `inference-${index}` });
+  private launch(slot: Slot): void {
+    const handle = spawnWorker(this.isolation, `inference-${slot.index}`);
     const pending = new Map<number, Pending>();
-    let onReady!: (r: Record<string, SessionReport>) => void;
-    let onFail!: (e: Error) => void;
-    const ready = new Promise<Record<string, SessionReport>>((res, rej) => {
-      onReady = res;
-      onFail = rej;
-    });
-    const slot: Slot = { worker, pending, ready, alive: false, dead: false };
+    Object.assign(slot, { handle, pending, state: 'starting' satisfies SlotState });
+    let phase: 'starting' | 'live' | 'over' = 'starting';
+    let settle!: (live: boolean) => void;
+    slot.started = new Promise<boolean>((resolve) => (settle = resolve));
 
-    worker.on('message', (m: WorkerResponse) => {
+    const failStart = (why: string, ended: 'kill' | 'close' = 'kill') => {
+      if (phase !== 'starting') return;
+      phase = 'over';
+      clearTimeout(timer);
+      if (ended === 'kill') handle.kill();
+      else {
+        // It holds sessions: a thread must release them before it ends (see close()).
+        handle.send({ type: 'close' } satisfies WorkerRequest);
+        const late = setTimeout(() => handle.kill(), 10_000).unref();
+        void handle.exited.then(() => clearTimeout(late));
+      }
+      this.startFailed(slot, why);
+      settle(false);
+    };
+    const timer = setTimeout(() => failStart(`no ready report within ${this.opts.startTimeoutMs} ms`), this.opts.startTimeoutMs);
+
+    handle.onOutput((stream, text) => this.log.warn({ worker: slot.index, workerId: handle.id, stream, text: text.slice(0, 2000) }, 'inference worker output'));
+    handle.onMessage((m: WorkerResponse) => {
       if (m.type === 'ready') {
-        slot.alive = true;
-        onReady(m.reports);
+        const mismatch = this.reference && reportMismatch(this.reference, m.reports);
+        if (mismatch) return failStart(`its sessions differ from the original: ${mismatch}`, 'close');
+        if (phase !== 'starting') return;
+        phase = 'live';
+        clearTimeout(timer);
+        this.reference ??= m.reports;
+        this.becameLive(slot);
+        settle(true);
         return;
       }
       const p = pending.get(m.id);
@@ -118,28 +246,82 @@ export class WorkerPool {
       if (m.type === 'result') p.resolve({ outputs: m.outputs, ms: m.ms });
       else p.reject(new Error(m.error));
     });
-    const died = (reason: string) => {
-      // 'error' is followed by 'exit': handle the death once.
-      if (slot.dead) return;
-      slot.dead = true;
-      const wasAlive = slot.alive;
-      slot.alive = false;
-      for (const p of pending.values()) p.reject(new WorkerCrashedError(`inference thread ${index} died: ${reason}`));
+    void handle.exited.then((how) => {
+      for (const p of pending.values()) p.reject(new WorkerCrashedError(`inference worker ${slot.index} died: ${how}`));
       pending.clear();
-      if (this.closing) return;
-      if (!wasAlive) {
-        onFail(new Error(`inference thread ${index} failed to start: ${reason}`));
-        return;
+      if (phase === 'starting') return failStart(`it ended during start (${how})`);
+      if (phase === 'live') {
+        phase = 'over';
+        this.died(slot, handle, how);
       }
-      this.log.error({ thread: index, reason }, 'inference thread died; replacing it');
+    });
+
+    const fault: StartFault | undefined = this.startFaults > 0 ? 'exit-during-init' : undefined;
+    if (fault) this.startFaults--;
+    handle.send({ type: 'init', sessions: this.specs, options: this.options, ...(fault ? { fault } : {}) } satisfies WorkerRequest);
+    this.opts.onChange?.();
+  }
+
+  private becameLive(slot: Slot): void {
+    slot.state = 'live';
+    // workerPid, not pid: pino already puts the server's own pid on every line.
+    const fields = { worker: slot.index, [this.isolation === 'process' ? 'workerPid' : 'threadId']: slot.handle!.id, isolation: this.isolation };
+    if (slot.replacing) {
       this.restarts++;
-      const replacement = this.spawn(index);
-      this.slots[this.slots.indexOf(slot)] = replacement;
-      replacement.ready.catch((err) => this.log.error({ thread: index, err: String(err) }, 'replacement inference thread failed to start'));
-    };
-    worker.on('error', (err) => died(err.message));
-    worker.on('exit', (code) => died(`exit code ${code}`));
-    worker.postMessage({ type: 'init', sessions: this.specs, options: this.options } satisfies WorkerRequest);
-    return slot;
+      this.log.info({ ...fields, failedStarts: slot.failures }, 'inference worker replaced');
+    } else if (slot.failures > 0) this.log.info({ ...fields, failedStarts: slot.failures }, 'inference worker started after failed attempts');
+    // Every start logs its pid: drills and operators find the workers from the log.
+    this.log.info(fields, 'inference worker ready');
+    slot.failures = 0;
+    slot.replacing = false;
+    this.logged.delete(`start-${slot.index}`);
+    this.opts.onChange?.();
+  }
+
+  private died(slot: Slot, handle: WorkerHandle, how: string): void {
+    if (this.closing) {
+      slot.state = 'closed';
+      return;
+    }
+    slot.replacing = true;
+    this.limited(`died-${slot.index}`, (skipped) =>
+      this.log.error({ worker: slot.index, workerId: handle.id, isolation: this.isolation, how, ...(skipped ? { alsoDiedSinceLastLog: skipped } : {}) }, 'inference worker died; replacing it'),
+    );
+    this.launch(slot);
+  }
+
+  private startFailed(slot: Slot, why: string): void {
+    slot.failures++;
+    if (this.closing) {
+      slot.state = 'closed';
+      return;
+    }
+    const delay = Math.min(this.opts.backoffMs * 2 ** (slot.failures - 1), this.opts.maxBackoffMs);
+    // First failure in full, then at most one summary per interval.
+    this.limited(`start-${slot.index}`, (skipped) =>
+      this.log.error(
+        { worker: slot.index, isolation: this.isolation, reason: why, failedStarts: slot.failures, retryInMs: delay, ...(skipped ? { notLogged: skipped } : {}) },
+        slot.failures === 1 ? 'inference worker failed to start; retrying with backoff' : 'inference worker still failing to start; retrying with backoff',
+      ),
+    );
+    slot.state = 'waiting';
+    slot.retry = setTimeout(() => {
+      if (!this.closing) this.launch(slot);
+    }, delay);
+    this.opts.onChange?.();
+  }
+
+  /** At most one line per key per interval; the next line says how many were skipped. */
+  private limited(key: string, write: (skipped: number) => void): void {
+    const now = performance.now();
+    const last = this.logged.get(key);
+    if (last && now - last.at < this.opts.logIntervalMs) {
+      last.skipped++;
+      return;
+    }
+    this.logged.set(key, { at: now, skipped: 0 });
+    write(last?.skipped ?? 0);
   }
 }
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());

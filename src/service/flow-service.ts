@@ -1,5 +1,7 @@
-// The service: loads the registry, starts the inference threads, warms every model up, and
+// The service: loads the registry, starts the inference workers, warms every model up, and
 // answers encode / decode / sample / likelihood in terms of FlowModel. Knows nothing of HTTP.
+// It also says whether it can serve (health()): a model is servable only while some inference
+// worker holding its sessions is live.
 import type { Config } from '../config/config.js';
 import { InferenceError, InvalidInputError, ModelNotFoundError, ModelUnavailableError, NotReadyError } from '../errors.js';
 import { IMAGE_SCORES, batchTypicality, complexityScore, normalizeScore, twoPartCodeBits, typicality, type BatchTypicality, type ScoreName } from '../flow/anomaly.js';
@@ -7,8 +9,8 @@ import { dataToPixels } from '../flow/quantize.js';
 import { Rng } from '../flow/random.js';
 import { losslessJpegLs, losslessPng } from '../imaging/image-codec.js';
 import type { Provider } from '../runtime/session.js';
-import { WorkerCrashedError, WorkerPool, type PoolLogger } from '../runtime/worker-pool.js';
-import type { SessionReport } from '../runtime/protocol.js';
+import { WorkerCrashedError, WorkerPool, WorkerStartError, type PoolLogger, type PoolStatus } from '../runtime/worker-pool.js';
+import type { SessionReport, SessionSpec } from '../runtime/protocol.js';
 import type { TensorData } from '../tensor/tensor.js';
 import { Batcher } from './batcher.js';
 import { FlowModel, type Likelihood } from './flow-model.js';
@@ -28,6 +30,19 @@ export interface ModelState {
   pkg?: ModelPackage;
 }
 
+/** What the probes answer (GET /healthz, /readyz). */
+export interface ServiceHealth {
+  /** Liveness: false only when startup finished and no worker can be started (restarts keep failing). */
+  live: boolean;
+  /** Readiness: started, and every model that loaded can be served now. */
+  ready: boolean;
+  status: 'loading' | 'ready' | 'restarting' | 'failed' | 'stopped';
+  /** Why not live or not ready (public: short, no paths). */
+  reason?: string;
+  models: Record<string, { status: ModelStatus; reason?: string }>;
+  workers: { isolation: string; size: number; live: number; restarts: number };
+}
+
 export interface ScoredLikelihood extends Likelihood {
   scores: Record<ScoreName, number | null>;
   anomalyScore: number | null;
@@ -42,7 +57,7 @@ export class FlowService {
   private readyPromise: Promise<void> | null = null;
   state: 'starting' | 'ready' | 'failed' | 'stopped' = 'starting';
   /** Why nothing can be served, when state is 'failed' (public: no paths beyond MODEL_DIR as configured). */
-  failureReason = '';
+  failureReason = '';  // public: names MODEL_DIR, never its path (the log line has the path)
   defaultModel = '';
 
   constructor(
@@ -59,17 +74,18 @@ export class FlowService {
         if (this.models.size > 0) return;
         const refused = [...this.states.values()].map((s) => `${s.name}: ${s.reason ?? s.status}`);
         this.failureReason = refused.length
-          ? `no model could be loaded from MODEL_DIR=${this.config.modelDir} (${refused.join('; ')})`
-          : `MODEL_DIR=${this.config.modelDir} holds no model package (a sub-folder with a flow.json)`;
+          ? `no model could be loaded from MODEL_DIR (${refused.join('; ')})`
+          : 'MODEL_DIR holds no model package (a sub-folder with a flow.json)';
         this.log.error({ modelDir: this.config.modelDir }, this.failureReason);
       },
       (err) => {
         this.state = 'failed';
         const code = (err as NodeJS.ErrnoException).code;
         this.failureReason =
-          code === 'ENOENT' ? `MODEL_DIR=${this.config.modelDir} does not exist`
-          : code === 'ENOTDIR' ? `MODEL_DIR=${this.config.modelDir} is not a folder`
-          : code === 'EACCES' ? `MODEL_DIR=${this.config.modelDir} cannot be read (permission denied)`
+          code === 'ENOENT' ? 'MODEL_DIR does not exist'
+          : code === 'ENOTDIR' ? 'MODEL_DIR is not a folder'
+          : code === 'EACCES' ? 'MODEL_DIR cannot be read (permission denied)'
+          : err instanceof WorkerStartError ? 'no inference worker could start (see the log)'
           : 'model loading failed (see the log)';
         this.log.error({ err: String(err), modelDir: this.config.modelDir }, this.failureReason);
       },
@@ -85,9 +101,35 @@ export class FlowService {
     return this.pool?.restarts ?? 0;
   }
 
-  /** Fault injection: kill an inference thread as a crash would. */
-  killThread(index = 0): Promise<void> {
-    return this.pool?.killThread(index) ?? Promise.resolve();
+  /** Fault injection: kill an inference worker as a crash would (SIGKILL a process, terminate a thread). */
+  killWorker(index = 0): Promise<void> {
+    return this.pool?.killWorker(index) ?? Promise.resolve();
+  }
+
+  /** Fault injection: the next `count` worker starts fail (Infinity: all of them, 0: none). */
+  injectStartFaults(count: number): void {
+    this.pool?.injectStartFaults(count);
+  }
+
+  /**
+   * Liveness and readiness. Not live means: startup finished, no inference worker is live, and
+   * every worker failed its last 3 start attempts in a row (about 1 s of backoff plus three starts
+   * at the least), so restarting the process is the remaining remedy. Loading, a refused package
+   * and a replacement that starts at its first or second attempt all stay live.
+   */
+  health(): ServiceHealth {
+    const pool = this.pool?.status();
+    const models: ServiceHealth['models'] = {};
+    for (const s of this.describe()) models[s.name] = { status: s.status, ...(s.reason ? { reason: s.reason } : {}) };
+    const workers = { isolation: this.config.inferenceIsolation, size: pool?.size ?? 0, live: pool?.live ?? 0, restarts: pool?.restarts ?? 0 };
+    const servable = !!pool && pool.live > 0;
+    if (this.state === 'ready' && !servable) {
+      const live = !pool?.failing;
+      const reason = live ? workersReason(pool) : `no inference worker can start: ${Math.min(...(pool?.failedStarts ?? [0]))} attempts in a row failed`;
+      return { live, ready: false, status: 'restarting', reason, models, workers };
+    }
+    const status = this.state === 'starting' ? 'loading' : this.state;
+    return { live: true, ready: status === 'ready', status, ...(status === 'failed' ? { reason: this.failureReason } : {}), models, workers };
   }
 
   /** Answer all queued and running work with `err` (the shutdown deadline); returns how many requests. */
@@ -100,35 +142,39 @@ export class FlowService {
     await this.pool?.close();
   }
 
-  private refuse(name: string, reason: string, pkg?: ModelPackage): void {
+  /** `reason` is public (responses, /readyz); `detail` (ORT's message, paths) goes to the log, once. */
+  private refuse(name: string, reason: string, pkg?: ModelPackage, detail?: string): void {
     this.states.set(name, { name, status: 'unavailable', reason, pkg });
-    this.log.error({ model: name, reason }, `model ${name} refused: ${reason}`);
+    this.log.error({ model: name, reason, ...(detail ? { detail } : {}) }, `model ${name} refused: ${reason}`);
   }
 
   private async load(): Promise<void> {
     const { loaded, refused } = await loadPackages(this.config.modelDir);
-    for (const r of refused) this.refuse(r.name, r.reason);
+    for (const r of refused) this.refuse(r.name, r.reason, undefined, r.detail && `${r.dir}: ${r.detail}`);
     for (const p of loaded) this.states.set(p.name, { name: p.name, status: 'loading', pkg: p });
     if (loaded.length === 0) return;
 
-    const specs = loaded.flatMap((p) => [
-      { key: `${p.name}/forward`, path: `${p.dir}/${p.manifest.graphs.forward}` },
-      { key: `${p.name}/inverse`, path: `${p.dir}/${p.manifest.graphs.inverse}` },
-    ]);
     this.pool = new WorkerPool(
-      specs,
+      loaded.flatMap(sessionSpecs),
       { provider: this.config.executionProvider, deviceId: this.config.cudaDeviceId, intraOpThreads: this.config.intraOpThreads, intraOpSpinning: this.config.intraOpSpinning },
       this.config.workerThreads,
       this.log,
+      { isolation: this.config.inferenceIsolation, onChange: () => this.workersChanged() },
     );
-    const reports = await this.pool.start();
+    let reports: Record<string, SessionReport>;
+    try {
+      reports = await this.pool.start();
+    } catch (err) {
+      for (const p of loaded) this.refuse(p.name, 'inference workers could not start', p);
+      throw err;
+    }
 
     for (const pkg of loaded) {
       const fwd = reports[`${pkg.name}/forward`];
       const inv = reports[`${pkg.name}/inverse`];
       const problem = sessionProblem(pkg, fwd, inv);
       if (problem) {
-        this.refuse(pkg.name, problem, pkg);
+        this.refuse(pkg.name, problem.reason, pkg, problem.detail);
         continue;
       }
       const provider = fwd.ok && inv.ok && fwd.provider === 'cuda' && inv.provider === 'cuda' ? 'cuda' : 'cpu';
@@ -138,7 +184,8 @@ export class FlowService {
       try {
         await this.warmUp(model);
       } catch (err) {
-        this.refuse(pkg.name, `warm-up failed: ${(err as Error).message}`, pkg);
+        const cause = (err as Error).cause;
+        this.refuse(pkg.name, 'warm-up failed', pkg, `${(err as Error).message}${cause ? `: ${cause instanceof Error ? cause.message : String(cause)}` : ''}`);
         continue;
       }
       this.models.set(pkg.name, model);
@@ -147,6 +194,18 @@ export class FlowService {
     }
     const names = [...this.models.keys()];
     this.defaultModel = this.config.defaultModel || (names.includes('glow-fashion') ? 'glow-fashion' : names[0] ?? '');
+    this.workersChanged();
+  }
+
+  /** A worker came up, died or failed to start: served models follow whether any worker is live. */
+  private workersChanged(): void {
+    const pool = this.pool?.status();
+    if (!pool || pool.closing) return;
+    const reason = pool.live > 0 ? undefined : workersReason(pool);
+    for (const [name, model] of this.models) {
+      const pkg = this.states.get(name)?.pkg;
+      this.states.set(name, reason ? { name, status: 'unavailable', reason, provider: model.provider, pkg } : { name, status: 'ready', provider: model.provider, pkg });
+    }
     this.updateInfoMetric();
   }
 
@@ -184,8 +243,12 @@ export class FlowService {
           // After close only work whose client already left can get here (Fastify finished every
           // open request first): nothing failed that anyone waits for.
           if (this.state === 'stopped') throw new NotReadyError('shutting down: not accepting new requests');
+          if (err instanceof WorkerCrashedError) {
+            // The pool logs the crash itself (once per interval); this says which work it cost.
+            this.log.warn({ model: pkg.name, direction, rows, err: err.message }, 'inference lost with its worker');
+            throw new ModelUnavailableError(pkg.name, 'restarting: inference worker crashed');
+          }
           this.log.error({ model: pkg.name, direction, rows, err: (err as Error).message }, 'inference failed');
-          if (err instanceof WorkerCrashedError) throw new ModelUnavailableError(pkg.name, 'its inference thread crashed; retry');
           throw new InferenceError(pkg.name, err);
         }
       },
@@ -213,9 +276,13 @@ export class FlowService {
   /** The served model for a request: 503 while starting, 404 unknown, 503 refused. */
   resolve(name?: string): FlowModel {
     const wanted = name ?? this.defaultModel;
+    // No name and no default: nothing loaded (yet), so say why rather than "model '' is not loaded".
+    if (!wanted) throw new NotReadyError(this.state === 'starting' ? 'models are still loading' : `no model can be served: ${this.failureReason || 'none is loaded'}`);
     const model = this.models.get(wanted);
-    if (model) return model;
     const st = this.states.get(wanted);
+    // No live worker (a replacement is starting): answer now rather than queue work nothing can run.
+    if (model && st?.status === 'unavailable') throw new ModelUnavailableError(wanted, st.reason ?? st.status);
+    if (model) return model;
     if (this.state === 'starting' && (!st || st.status === 'loading')) throw new NotReadyError('models are still loading');
     if (st) throw new ModelUnavailableError(wanted, st.reason ?? st.status);
     throw new ModelNotFoundError(wanted, [...this.states.keys()]);
@@ -231,7 +298,7 @@ export class FlowService {
     for (const s of wanted)
       if (!available.includes(s))
         throw new InvalidInputError('scores', `model ${model.name} has no '${s}' score (${IMAGE_SCORES.includes(s) ? 'it needs an 8-bit image model' : 'it needs calibration statistics'}); it has: ${available.join(', ')}`, { allowed: available });
-    // The image code lengths are computed on the event loop while the flow runs on the inference thread.
+    // The image code lengths are computed on the event loop while the flow runs on the inference worker.
     const images = IMAGE_SCORES.some((s) => wanted.has(s)) ? toPixels(x, n, model) : [];
     const rawBits = model.dim * 8;
     const [results, png, jpegLs] = await Promise.all([
@@ -283,18 +350,36 @@ export function batchTest(model: FlowModel, results: ScoredLikelihood[]): BatchT
   return batchTypicality(results.map((r) => -r.logLikelihood), cal.scores.nll.mean, cal.nllQuantiles, cal.targetFalsePositiveRate, () => rng.nextOpen01());
 }
 
-function sessionProblem(pkg: ModelPackage, fwd?: SessionReport, inv?: SessionReport): string | null {
-  if (!fwd || !fwd.ok) return `forward graph could not be loaded: ${fwd && !fwd.ok ? fwd.error : 'no report'}`;
-  if (!inv || !inv.ok) return `inverse graph could not be loaded: ${inv && !inv.ok ? inv.error : 'no report'}`;
+/** The verified bytes of a package's two graphs; the weights file is one shared buffer (sent once per worker). */
+function sessionSpecs(p: ModelPackage): SessionSpec[] {
+  const externalData = p.bytes.weights && p.manifest.graphs.weights ? [{ path: p.manifest.graphs.weights, data: p.bytes.weights }] : undefined;
+  return [
+    { key: `${p.name}/forward`, graph: p.bytes.forward, ...(externalData ? { externalData } : {}) },
+    { key: `${p.name}/inverse`, graph: p.bytes.inverse, ...(externalData ? { externalData } : {}) },
+  ];
+}
+
+/** Why no model can be served while no worker is live (public). */
+function workersReason(pool?: PoolStatus): string {
+  if (!pool) return 'no inference worker';
+  const failed = Math.max(0, ...pool.failedStarts);
+  const cause = pool.restarting ? 'inference worker crashed' : 'inference worker not started';
+  return failed > 0 ? `restarting: ${cause}; ${failed} restart attempt${failed === 1 ? '' : 's'} failed` : `restarting: ${cause}`;
+}
+
+/** A public reason (short, no ORT message, paths or tensor names) and the detail for the log. */
+function sessionProblem(pkg: ModelPackage, fwd?: SessionReport, inv?: SessionReport): { reason: string; detail: string } | null {
+  if (!fwd || !fwd.ok) return { reason: 'forward graph could not be loaded', detail: fwd && !fwd.ok ? fwd.error : 'no report' };
+  if (!inv || !inv.ok) return { reason: 'inverse graph could not be loaded', detail: inv && !inv.ok ? inv.error : 'no report' };
   const parts = pkg.manifest.latent.parts.map((p) => p.name);
   const same = (a: string[], b: string[]) => a.length === b.length && a.every((x) => b.includes(x));
   const fwdIn = ['x', ...pkg.lu.map((l) => l.forwardInput)];
   const invIn = [...parts, ...pkg.lu.map((l) => l.inverseInput)];
-  if (!same(fwd.inputs.map((i) => i.name), fwdIn)) return `forward graph inputs [${fwd.inputs.map((i) => i.name)}] should be [${fwdIn}]`;
-  if (!same(inv.inputs.map((i) => i.name), invIn)) return `inverse graph inputs [${inv.inputs.map((i) => i.name)}] should be [${invIn}]`;
+  if (!same(fwd.inputs.map((i) => i.name), fwdIn)) return { reason: 'forward graph inputs do not match the manifest', detail: `[${fwd.inputs.map((i) => i.name)}] should be [${fwdIn}]` };
+  if (!same(inv.inputs.map((i) => i.name), invIn)) return { reason: 'inverse graph inputs do not match the manifest', detail: `[${inv.inputs.map((i) => i.name)}] should be [${invIn}]` };
   const fwdOut = fwd.outputs.map((o) => o.name);
   const invOut = inv.outputs.map((o) => o.name);
-  for (const need of [...parts, 'logDet']) if (!fwdOut.includes(need)) return `forward graph has no output '${need}'`;
-  for (const need of ['x', 'logDet']) if (!invOut.includes(need)) return `inverse graph has no output '${need}'`;
+  for (const need of [...parts, 'logDet']) if (!fwdOut.includes(need)) return { reason: 'forward graph outputs do not match the manifest', detail: `no output '${need}'` };
+  for (const need of ['x', 'logDet']) if (!invOut.includes(need)) return { reason: 'inverse graph outputs do not match the manifest', detail: `no output '${need}'` };
   return null;
 }

@@ -1,5 +1,5 @@
 // Request payloads → validated flat rows in data space. Every refusal names the field and the rule.
-import { decodeImage } from '../imaging/image-codec.js';
+import { decodeImages } from '../imaging/image-codec.js';
 import { pixelsToData } from '../flow/quantize.js';
 import { InvalidImageError, InvalidInputError, LimitExceededError } from '../errors.js';
 import type { FlowModel } from './flow-model.js';
@@ -34,18 +34,17 @@ export function decodeBase64(field: string, text: string): Buffer {
   return Buffer.from(body, 'base64');
 }
 
-/** Encoded images → flat data-space rows at pixel centres (k + 0.5)/2^b. */
-export async function rowsFromImages(field: string, images: Buffer[], model: FlowModel, opts: { resize: boolean; maxPixels: number }): Promise<Float64Array> {
+/**
+ * Encoded images → flat data-space rows at pixel centres (k + 0.5)/2^b. Every header is checked
+ * (per image, and the request's MAX_REQUEST_PIXELS budget) before any image is decoded.
+ */
+export async function rowsFromImages(field: string, images: Buffer[], model: FlowModel, opts: { resize: boolean; maxPixels: number; maxRequestPixels: number }): Promise<Float64Array> {
   const { data } = model.manifest;
   if (data.kind !== 'image' || data.bitDepth === null) throw new InvalidInputError(field, `model ${model.name} takes vectors: send "inputs" instead of images`);
   const [channels, height, width] = data.shape;
+  const decoded = await decodeImages(images, { channels, height, width, maxPixels: opts.maxPixels, resize: opts.resize }, field, opts.maxRequestPixels);
   const out = new Float64Array(images.length * model.dim);
-  // sharp decodes on libuv's thread pool: decode the images in parallel.
-  const decoded = await Promise.allSettled(images.map((img, i) => decodeImage(img, { channels, height, width, maxPixels: opts.maxPixels, resize: opts.resize }, `${field}[${i}]`)));
-  decoded.forEach((d, i) => {
-    if (d.status === 'rejected') throw d.reason; // the first bad image, in order
-    out.set(pixelsToData(d.value, data.bitDepth!), i * model.dim);
-  });
+  decoded.forEach((pixels, i) => out.set(pixelsToData(pixels, data.bitDepth!), i * model.dim));
   return out;
 }
 

@@ -24,7 +24,7 @@ export function createMetrics() {
     shed: new Counter({ name: 'flowserve_requests_shed_total', help: 'Requests refused because the queue was full.', labelNames: ['model', 'direction'], registers: [registry] }),
     timedOut: new Counter({ name: 'flowserve_requests_timed_out_total', help: 'Requests that passed REQUEST_TIMEOUT_MS.', labelNames: ['model', 'direction'], registers: [registry] }),
     modelInfo: new Gauge({ name: 'flowserve_model_info', help: 'Loaded models (value 1) with family, execution provider and status.', labelNames: ['model', 'family', 'provider', 'status'], registers: [registry] }),
-    workerRestarts: new Gauge({ name: 'flowserve_worker_restarts', help: 'Inference threads replaced after a crash since start.', registers: [registry] }),
+    workerRestarts: new Gauge({ name: 'flowserve_worker_restarts', help: 'Inference workers (processes or threads) replaced after a crash since start.', registers: [registry] }),
   };
   return m;
 }

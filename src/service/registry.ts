@@ -1,5 +1,8 @@
 // Model packages on disk → validated, checksummed packages with their LU matrices built.
 // A package that fails any check is refused with the reason; the others still load.
+// Every file is read once: its sha256 is computed on the bytes held in memory, and those same bytes
+// are what the inference workers (and their replacements) load, so a file changed on disk after
+// the check is never used. Reasons name files relative to the package, never an absolute path.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
@@ -18,22 +21,37 @@ export interface LuLayer extends LuConv {
   inverseInput: string;
 }
 
+/** The verified bytes the sessions are created from (one buffer per file, shared by both graphs). */
+export interface PackageBytes {
+  forward: Uint8Array;
+  inverse: Uint8Array;
+  /** manifest.graphs.weights: the external-data file the graphs name, when the package has one. */
+  weights?: Uint8Array;
+}
+
 export interface ModelPackage {
   name: string;
+  /** Where it was read from: for the log only (reasons and responses carry no paths). */
   dir: string;
   manifest: Manifest;
   lu: LuLayer[];
   /** The per-input anomaly scores this package can compute (fixed by its data kind and calibration). */
   scores: ScoreName[];
+  bytes: PackageBytes;
 }
 
 export interface RefusedPackage {
   name: string;
   dir: string;
+  /** Public: relative file names at most. */
   reason: string;
+  /** For the log: what went wrong beyond the reason (may hold paths). */
+  detail?: string;
 }
 
 export class PackageError extends Error {}
+
+export const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
 export async function sha256File(path: string): Promise<string> {
   const hash = createHash('sha256');
@@ -53,6 +71,10 @@ async function readJson(path: string, what: string): Promise<unknown> {
   } catch {
     throw new PackageError(`${what} is missing`);
   }
+  return parseJson(text, what);
+}
+
+function parseJson(text: string, what: string): unknown {
   try {
     return JSON.parse(text);
   } catch (err) {
@@ -69,16 +91,23 @@ export async function loadPackage(dir: string, name: string): Promise<ModelPacka
 
   const referenced = [manifest.graphs.forward, manifest.graphs.inverse, manifest.graphs.weights, manifest.lu?.file].filter((f): f is string => !!f);
   for (const f of referenced) if (!(f in manifest.files)) throw new PackageError(`flow.json files has no sha256 for '${f}'`);
+  const verified = new Map<string, Buffer>();
   for (const [file, expected] of Object.entries(manifest.files)) {
-    const path = join(dir, file);
+    let bytes: Buffer;
     try {
-      if (!(await stat(path)).isFile()) throw new Error();
+      bytes = await readFile(join(dir, file));
     } catch {
       throw new PackageError(`${file} is missing`);
     }
-    const actual = await sha256File(path);
+    const actual = sha256(bytes);
     if (actual !== expected) throw new PackageError(`${file} sha256 mismatch: manifest ${expected.slice(0, 12)}…, file ${actual.slice(0, 12)}… (tampered or truncated)`);
+    verified.set(file, bytes);
   }
+  const bytes: PackageBytes = {
+    forward: verified.get(manifest.graphs.forward)!,
+    inverse: verified.get(manifest.graphs.inverse)!,
+    ...(manifest.graphs.weights ? { weights: verified.get(manifest.graphs.weights)! } : {}),
+  };
 
   const dataDim = product(manifest.data.shape);
   const latentDim = manifest.latent.parts.reduce((s, p) => s + product(p.shape), 0);
@@ -96,7 +125,7 @@ export async function loadPackage(dir: string, name: string): Promise<ModelPacka
 
   const lu: LuLayer[] = [];
   if (manifest.lu) {
-    const luJson = await readJson(join(dir, manifest.lu.file), manifest.lu.file);
+    const luJson = parseJson(verified.get(manifest.lu.file)!.toString('utf8'), manifest.lu.file);
     const luError = firstSchemaError(LuFileSchema, luJson);
     if (luError) throw new PackageError(`${manifest.lu.file}: ${luError}`);
     const layers = Value.Cast(LuFileSchema, luJson).layers;
@@ -110,7 +139,7 @@ export async function loadPackage(dir: string, name: string): Promise<ModelPacka
       lu.push({ ...conv, name: layer.name, forwardInput: layer.forwardInput, inverseInput: layer.inverseInput });
     }
   }
-  return { name, dir, manifest, lu, scores };
+  return { name, dir, manifest, lu, scores, bytes };
 }
 
 /** Every sub-folder of modelDir that holds a flow.json is a package. */
@@ -128,7 +157,8 @@ export async function loadPackages(modelDir: string): Promise<{ loaded: ModelPac
     try {
       loaded.push(await loadPackage(dir, e.name));
     } catch (err) {
-      refused.push({ name: e.name, dir, reason: err instanceof PackageError ? err.message : `unexpected error: ${(err as Error).message}` });
+      if (err instanceof PackageError) refused.push({ name: e.name, dir, reason: err.message });
+      else refused.push({ name: e.name, dir, reason: 'the package could not be read', detail: String(err) });
     }
   }
   return { loaded, refused };

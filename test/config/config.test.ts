@@ -24,3 +24,19 @@ test('bad values name the variable', () => {
   assert.throws(() => loadConfig({ EXECUTION_PROVIDER: 'tpu' }), /EXECUTION_PROVIDER/);
   assert.throws(() => loadConfig({ MAX_BATCH_SIZE: '0' }), /MAX_BATCH_SIZE/);
 });
+
+test('BAD CALL - settings that cannot work together are refused, naming every variable involved', () => {
+  // a request of 9 images could never be queued: it would get 429 "retry later" forever
+  assert.throws(() => loadConfig({ MAX_QUEUE_SIZE: '8' }), /MAX_QUEUE_SIZE=8 is smaller than one allowed request \(MAX_ITEMS_PER_REQUEST=256, MAX_SAMPLES_PER_REQUEST=256\)/);
+  assert.doesNotThrow(() => loadConfig({ MAX_QUEUE_SIZE: '8', MAX_ITEMS_PER_REQUEST: '8', MAX_SAMPLES_PER_REQUEST: '4' }));
+  assert.throws(() => loadConfig({ SHUTDOWN_DELAY_MS: '30000', SHUTDOWN_TIMEOUT_MS: '25000' }), /SHUTDOWN_DELAY_MS=30000 must be shorter than SHUTDOWN_TIMEOUT_MS=25000/);
+  assert.throws(() => loadConfig({ HEADERS_TIMEOUT_MS: '60000', READ_TIMEOUT_MS: '30000' }), /HEADERS_TIMEOUT_MS=60000 must not exceed READ_TIMEOUT_MS=30000/);
+  assert.throws(() => loadConfig({ MAX_IMAGE_PIXELS: '20000000', MAX_REQUEST_PIXELS: '1000000' }), /MAX_IMAGE_PIXELS=20000000 must not exceed MAX_REQUEST_PIXELS=1000000/);
+  assert.throws(() => loadConfig({ DEFAULT_MODEL: '../etc' }), /DEFAULT_MODEL=\.\.\/etc is not a model name/);
+});
+
+test('the shutdown defaults fit Kubernetes\' default 30 s grace period', () => {
+  const c = loadConfig({});
+  assert.ok(c.shutdownDelayMs > 0, 'load balancers get time to stop routing here');
+  assert.ok(c.shutdownTimeoutMs + 5000 <= 30_000, 'drain deadline, 503 flush and close all fit in 30 s');
+});

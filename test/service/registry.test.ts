@@ -1,10 +1,11 @@
-// Package loading: the calibration block must name a score the model can compute, with statistics.
+// Package loading: the calibration block must name a score the model can compute, with statistics;
+// the files are read once, verified, and kept as bytes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadPackage, PackageError } from '../../src/service/registry.js';
+import { loadPackage, PackageError, sha256 } from '../../src/service/registry.js';
 import { shippedPackages } from '../helpers/packages.js';
 
 const vector = shippedPackages().find((p) => p.manifest.data.kind === 'vector')!;
@@ -35,4 +36,24 @@ test('BAD CALL - a default score the model cannot compute is refused at load', a
 test('BAD CALL - a default score without statistics is refused at load', async () => {
   const load = await withCalibration((cal) => delete (cal.scores as Record<string, unknown>)[cal.defaultScore as string]);
   await assert.rejects(load(), /defaultScore .nll. has no statistics in calibration\.scores/);
+});
+
+test('a package holds the bytes its sha256 was checked on, read once: later changes on disk do not reach it', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'flowserve-registry-'));
+  try {
+    const pkgDir = join(dir, vector.name);
+    await cp(vector.dir, pkgDir, { recursive: true });
+    const pkg = await loadPackage(pkgDir, vector.name);
+    const files = vector.manifest.files;
+    const { forward, inverse, weights } = vector.manifest.graphs;
+    assert.equal(sha256(pkg.bytes.forward), files[forward]);
+    assert.equal(sha256(pkg.bytes.inverse), files[inverse]);
+    assert.equal(sha256(pkg.bytes.weights!), files[weights!]);
+    await writeFile(join(pkgDir, weights!), Buffer.alloc(16));
+    await rm(join(pkgDir, inverse));
+    assert.equal(sha256(pkg.bytes.weights!), files[weights!]);
+    assert.equal(sha256(pkg.bytes.inverse), files[inverse]);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });

@@ -2,12 +2,13 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Config } from '../../config/config.js';
-import { InvalidInputError, ValidationError } from '../../errors.js';
+import { InvalidInputError, ValidationError, echo } from '../../errors.js';
 import { SCORE_NAMES, type ScoreName } from '../../flow/anomaly.js';
 import { dataToPixels } from '../../flow/quantize.js';
 import { MAX_SEED, randomSeed } from '../../flow/random.js';
 import { encodePng } from '../../imaging/image-codec.js';
 import type { FlowModel } from '../../service/flow-model.js';
+import { MultipartForm } from '../multipart-body.js';
 import { batchTest, type FlowService } from '../../service/flow-service.js';
 import { assertFiniteRows, checkCount, decodeBase64, rowsFromArrays, rowsFromImages } from '../../service/inputs.js';
 import {
@@ -15,6 +16,7 @@ import {
   DecodeBody,
   DecodeResponse,
   EncodeResponse,
+  ModelName,
   LikelihoodResponse,
   SampleBody,
   SampleResponse,
@@ -31,7 +33,7 @@ declare module 'fastify' {
 /** Multipart "nll,complexityJpegLs" → score names, with the JSON schema's rules. */
 function parseScoreList(value: string): ScoreName[] {
   const names = value.split(',').map((s) => s.trim()).filter(Boolean);
-  for (const name of names) if (!(SCORE_NAMES as readonly string[]).includes(name)) throw new InvalidInputError('scores', `'${name}' is not a score; known: ${SCORE_NAMES.join(', ')}`, { allowed: SCORE_NAMES });
+  for (const name of names) if (!(SCORE_NAMES as readonly string[]).includes(name)) throw new InvalidInputError('scores', `'${echo(name)}' is not a score; known: ${SCORE_NAMES.join(', ')}`, { allowed: SCORE_NAMES });
   if (new Set(names).size !== names.length) throw new InvalidInputError('scores', 'lists a score twice');
   return names as ScoreName[];
 }
@@ -39,9 +41,12 @@ function parseScoreList(value: string): ScoreName[] {
 const toRows = (flat: ArrayLike<number>, n: number, d: number): number[][] =>
   Array.from({ length: n }, (_, i) => Array.from((flat as Float64Array).subarray(i * d, (i + 1) * d)));
 
-// Only JSON bodies are validated by schema; multipart uploads are read part by part in readData()
-// (the OpenAPI document adds their MultipartBody description, see documentMultipart in app.ts).
+// Only JSON bodies are validated by schema; multipart uploads arrive as a MultipartForm and are
+// checked in readData() (the OpenAPI document adds their MultipartBody description, see
+// documentMultipart in app.ts).
 const dataBodySchema = { content: { 'application/json': { schema: DataBody } } };
+/** The JSON schema's model name rule, for multipart's `model` field too. */
+const MODEL_NAME = new RegExp(ModelName.pattern!);
 
 export function inferenceRoutes(app: FastifyInstance, service: FlowService, config: Config): void {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
@@ -54,25 +59,17 @@ export function inferenceRoutes(app: FastifyInstance, service: FlowService, conf
 
   /** JSON {inputs | images} or multipart image files → validated data-space rows. */
   async function readData(request: FastifyRequest): Promise<{ model: FlowModel; x: Float64Array; n: number; field: string; batchTest: boolean; scores?: ScoreName[] }> {
-    if (request.isMultipart()) {
-      const files: Buffer[] = [];
-      const fields: Record<string, string> = {};
-      try {
-        for await (const part of request.parts()) {
-          if (part.type === 'file') files.push(await part.toBuffer());
-          else fields[part.fieldname] = String(part.value);
-        }
-      } catch (err) {
-        // Size and count limits carry FST_ codes (413/400); anything else is a malformed body.
-        if ((err as { code?: string }).code?.startsWith('FST_')) throw err;
-        throw new ValidationError(`body: malformed multipart/form-data (${(err as Error).message})`, { field: 'body', rule: 'multipart' });
-      }
-      for (const f of Object.keys(fields)) if (!['model', 'resize', 'batchTest', 'scores'].includes(f)) throw new InvalidInputError(f, 'is not a known field (multipart takes model, resize, batchTest, scores and image files)');
-      for (const f of ['resize', 'batchTest']) if (fields[f] !== undefined && fields[f] !== 'true' && fields[f] !== 'false') throw new InvalidInputError(f, 'must be true or false');
+    const images = { resize: false, maxPixels: config.maxImagePixels, maxRequestPixels: config.maxRequestPixels };
+    if (request.body instanceof MultipartForm) {
+      // parsed and bounded by multipart-body.ts (known fields, each once and short; file count)
+      const { files, fields } = request.body;
+      if (fields.model !== undefined && !MODEL_NAME.test(fields.model))
+        throw new ValidationError(`model: must match pattern "${ModelName.pattern}" (lower-case letters, digits and '-', at most 64)`, { field: 'model', rule: 'pattern' });
+      for (const f of ['resize', 'batchTest'] as const) if (fields[f] !== undefined && fields[f] !== 'true' && fields[f] !== 'false') throw new InvalidInputError(f, 'must be true or false');
       const scores = fields.scores === undefined ? undefined : parseScoreList(fields.scores);
       const model = pick(request, fields.model);
       checkCount('images', files.length, config.maxItemsPerRequest, 'MAX_ITEMS_PER_REQUEST');
-      const x = await rowsFromImages('images', files, model, { resize: fields.resize === 'true', maxPixels: config.maxImagePixels });
+      const x = await rowsFromImages('images', files, model, { ...images, resize: fields.resize === 'true' });
       return { model, x, n: files.length, field: 'images', batchTest: fields.batchTest === 'true', scores };
     }
     const body = request.body as DataBody;
@@ -82,11 +79,11 @@ export function inferenceRoutes(app: FastifyInstance, service: FlowService, conf
       checkCount('inputs', body.inputs.length, config.maxItemsPerRequest, 'MAX_ITEMS_PER_REQUEST');
       return { model, x: rowsFromArrays('inputs', body.inputs, model, model.manifest.data.range as [number, number] | null), n: body.inputs.length, field: 'inputs', batchTest: body.batchTest ?? false, scores: body.scores };
     }
-    const images = body.images!;
-    checkCount('images', images.length, config.maxItemsPerRequest, 'MAX_ITEMS_PER_REQUEST');
-    const buffers = images.map((s, i) => decodeBase64(`images[${i}]`, s));
-    const x = await rowsFromImages('images', buffers, model, { resize: body.resize ?? false, maxPixels: config.maxImagePixels });
-    return { model, x, n: images.length, field: 'images', batchTest: body.batchTest ?? false, scores: body.scores };
+    const encoded = body.images!;
+    checkCount('images', encoded.length, config.maxItemsPerRequest, 'MAX_ITEMS_PER_REQUEST');
+    const buffers = encoded.map((s, i) => decodeBase64(`images[${i}]`, s));
+    const x = await rowsFromImages('images', buffers, model, { ...images, resize: body.resize ?? false });
+    return { model, x, n: encoded.length, field: 'images', batchTest: body.batchTest ?? false, scores: body.scores };
   }
 
   async function render(model: FlowModel, outputs: Float64Array, n: number, format: 'array' | 'png') {

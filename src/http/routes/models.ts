@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type, type Static } from '@sinclair/typebox';
 import { ModelNotFoundError } from '../../errors.js';
+import { isAuthorized } from '../auth.js';
 import type { FlowService, ModelState } from '../../service/flow-service.js';
 import type { Metrics } from '../../service/metrics.js';
 import { ErrorRef, Health, ModelInfo, ModelList, Readiness } from '../schemas.js';
@@ -50,15 +51,31 @@ export function modelRoutes(app: FastifyInstance, service: FlowService, metrics:
     },
   );
 
-  r.get('/healthz', { schema: { summary: 'Liveness: the process answers.', tags: ['health'], response: { 200: Health } } }, async () => ({ status: 'ok' }));
+  // Liveness stays 200 while loading, while draining and through a quick worker replacement: only
+  // a service that cannot start any inference worker asks to be restarted (FlowService.health()).
+  r.get(
+    '/healthz',
+    { schema: { summary: 'Liveness: 503 only when no inference worker can be started (restarts keep failing).', tags: ['health'], response: { 200: Health, 503: Health } } },
+    async (_req, reply) => {
+      const health = service.health();
+      if (health.live || app.lifecycle.phase !== 'serving') return { status: 'ok' as const };
+      reply.code(503);
+      return { status: 'unhealthy' as const, reason: health.reason };
+    },
+  );
 
-  r.get('/readyz', { schema: { summary: 'Readiness: every loadable model is warm. Lists unavailable models.', tags: ['health'], response: { 200: Readiness, 503: Readiness } } }, async (_req, reply) => {
-    const models: Record<string, { status: string; reason?: string }> = {};
-    for (const s of service.describe()) models[s.name] = { status: s.status, ...(s.reason ? { reason: s.reason } : {}) };
-    const status = app.lifecycle.phase !== 'serving' ? ('draining' as const) : service.state === 'starting' ? ('loading' as const) : service.state;
-    if (status !== 'ready') reply.code(503).header('retry-after', '1');
-    return { status, models };
-  });
+  r.get(
+    '/readyz',
+    { schema: { summary: 'Readiness: every loadable model is warm and can be served now. Lists unavailable models.', tags: ['health'], response: { 200: Readiness, 503: Readiness } } },
+    async (request, reply) => {
+      const health = service.health();
+      const status = app.lifecycle.phase !== 'serving' ? ('draining' as const) : health.status;
+      if (status !== 'ready') reply.code(503).header('retry-after', '1');
+      // Probes reach /readyz without the key; the model list is for authorized callers only.
+      const reason = status === 'draining' ? undefined : health.reason;
+      return isAuthorized(request) ? { status, ...(reason ? { reason } : {}), models: health.models } : { status };
+    },
+  );
 
   r.get('/metrics', { schema: { summary: 'Prometheus metrics (text exposition format).', tags: ['health'], produces: ['text/plain'] } }, async (_req, reply) => {
     metrics.workerRestarts.set(service.restarts);
