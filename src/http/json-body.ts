@@ -137,18 +137,21 @@ export const LARGE_JSON_BYTES = 256 * 1024;
 /** The longest pause between two large parses, whatever the last one cost. */
 const MAX_PAUSE_MS = 1000;
 let largeParses: Promise<unknown> = Promise.resolve();
-let pauseMs = 0;
+/** When the next large parse may start: the last one's end plus as long as it took. */
+let nextStart = 0;
 
 function paced<T>(work: () => T): Promise<T> {
-  // a timer, even of 0 ms, lets a poll phase (other requests' I/O) run before the next parse
+  // a timer, even of 0 ms, lets a poll phase (other requests' I/O) run before the next parse; an
+  // idle server waits no longer than that
   const run = largeParses
-    .then(() => sleep(pauseMs))
+    .then(() => sleep(Math.max(0, nextStart - performance.now())))
     .then(() => {
       const started = performance.now();
       try {
         return work();
       } finally {
-        pauseMs = Math.min(MAX_PAUSE_MS, performance.now() - started);
+        const ended = performance.now();
+        nextStart = ended + Math.min(MAX_PAUSE_MS, ended - started);
       }
     });
   largeParses = run.catch(() => undefined);
