@@ -43,4 +43,9 @@ export class LogLimiter {
     write(suppressed);
     return true;
   }
+
+  /** Start `key` afresh: its next line is logged at once (a failing streak ended). */
+  forget(key: string): void {
+    this.slots.delete(key);
+  }
 }

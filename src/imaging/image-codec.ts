@@ -111,13 +111,6 @@ export async function decodeImages(images: readonly Buffer[], spec: ImageSpec, f
   return inOrder(images.map((buf, i) => (skip: () => boolean) => lane.run(async () => (skip() ? new Uint8Array(0) : decodeProbed(buf, spec, `${field}[${i}]`)))));
 }
 
-/** One image (header checks, then the decode), through the fair scheduler. */
-export async function decodeImage(buf: Buffer, spec: ImageSpec, field: string): Promise<Uint8Array> {
-  const lane = decodeScheduler.lane();
-  await lane.run(() => probeImage(buf, spec, field));
-  return lane.run(() => decodeProbed(buf, spec, field));
-}
-
 /**
  * Lossless PNG of an 8-bit image at maximum compression (deflate level 9, libpng's adaptive
  * per-row filter choice), for the complexity score's L(x). pngjs, not sharp: sharp's per-call

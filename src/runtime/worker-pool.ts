@@ -6,6 +6,7 @@
 import type { TensorData } from '../tensor/tensor.js';
 import type { IoMeta, SessionOptions } from './session.js';
 import type { SessionReport, SessionSpec, StartFault, WorkerRequest, WorkerResponse } from './protocol.js';
+import { LogLimiter } from '../log-limiter.js';
 import { spawnWorker, type Isolation, type WorkerHandle } from './transport.js';
 
 export type { Isolation } from './transport.js';
@@ -103,7 +104,7 @@ export class WorkerPool {
   private reference: Record<string, SessionReport> | null = null;
   private startFaults = 0;
   private readonly opts: Required<Omit<PoolOptions, 'onChange'>> & Pick<PoolOptions, 'onChange'>;
-  private readonly logged = new Map<string, { at: number; skipped: number }>();
+  private readonly logLimiter: LogLimiter;
   /** Workers replaced after a crash (exposed for metrics and tests). */
   restarts = 0;
 
@@ -115,6 +116,7 @@ export class WorkerPool {
     opts: PoolOptions,
   ) {
     this.opts = { ...DEFAULTS, ...opts };
+    this.logLimiter = new LogLimiter(this.opts.logIntervalMs);
   }
 
   get isolation(): Isolation {
@@ -274,7 +276,7 @@ export class WorkerPool {
     this.log.info(fields, 'inference worker ready');
     slot.failures = 0;
     slot.replacing = false;
-    this.logged.delete(`start-${slot.index}`);
+    this.logLimiter.forget(`start-${slot.index}`);
     this.opts.onChange?.();
   }
 
@@ -284,7 +286,7 @@ export class WorkerPool {
       return;
     }
     slot.replacing = true;
-    this.limited(`died-${slot.index}`, (skipped) =>
+    this.logLimiter.log(`died-${slot.index}`, (skipped) =>
       this.log.error({ worker: slot.index, workerId: handle.id, isolation: this.isolation, how, ...(skipped ? { alsoDiedSinceLastLog: skipped } : {}) }, 'inference worker died; replacing it'),
     );
     this.launch(slot);
@@ -298,7 +300,7 @@ export class WorkerPool {
     }
     const delay = Math.min(this.opts.backoffMs * 2 ** (slot.failures - 1), this.opts.maxBackoffMs);
     // First failure in full, then at most one summary per interval.
-    this.limited(`start-${slot.index}`, (skipped) =>
+    this.logLimiter.log(`start-${slot.index}`, (skipped) =>
       this.log.error(
         { worker: slot.index, isolation: this.isolation, reason: why, failedStarts: slot.failures, retryInMs: delay, ...(skipped ? { notLogged: skipped } : {}) },
         slot.failures === 1 ? 'inference worker failed to start; retrying with backoff' : 'inference worker still failing to start; retrying with backoff',
@@ -309,18 +311,6 @@ export class WorkerPool {
       if (!this.closing) this.launch(slot);
     }, delay);
     this.opts.onChange?.();
-  }
-
-  /** At most one line per key per interval; the next line says how many were skipped. */
-  private limited(key: string, write: (skipped: number) => void): void {
-    const now = performance.now();
-    const last = this.logged.get(key);
-    if (last && now - last.at < this.opts.logIntervalMs) {
-      last.skipped++;
-      return;
-    }
-    this.logged.set(key, { at: now, skipped: 0 });
-    write(last?.skipped ?? 0);
   }
 }
 

@@ -34,13 +34,10 @@ export interface ModelState {
 export interface ServiceHealth {
   /** Liveness: false only when startup finished and no worker can be started (restarts keep failing). */
   live: boolean;
-  /** Readiness: started, and every model that loaded can be served now. */
-  ready: boolean;
   status: 'loading' | 'ready' | 'restarting' | 'failed' | 'stopped';
   /** Why not live or not ready (public: short, no paths). */
   reason?: string;
   models: Record<string, { status: ModelStatus; reason?: string }>;
-  workers: { isolation: string; size: number; live: number; restarts: number };
 }
 
 export interface ScoredLikelihood extends Likelihood {
@@ -56,8 +53,8 @@ export class FlowService {
   readonly states = new Map<string, ModelState>();
   private readyPromise: Promise<void> | null = null;
   state: 'starting' | 'ready' | 'failed' | 'stopped' = 'starting';
-  /** Why nothing can be served, when state is 'failed' (public: no paths beyond MODEL_DIR as configured). */
-  failureReason = '';  // public: names MODEL_DIR, never its path (the log line has the path)
+  /** Why nothing can be served, when state is 'failed'. Public: names MODEL_DIR, never its path (the log line has it). */
+  failureReason = '';
   defaultModel = '';
 
   constructor(
@@ -121,15 +118,14 @@ export class FlowService {
     const pool = this.pool?.status();
     const models: ServiceHealth['models'] = {};
     for (const s of this.describe()) models[s.name] = { status: s.status, ...(s.reason ? { reason: s.reason } : {}) };
-    const workers = { isolation: this.config.inferenceIsolation, size: pool?.size ?? 0, live: pool?.live ?? 0, restarts: pool?.restarts ?? 0 };
     const servable = !!pool && pool.live > 0;
     if (this.state === 'ready' && !servable) {
       const live = !pool?.failing;
       const reason = live ? workersReason(pool) : `no inference worker can start: ${Math.min(...(pool?.failedStarts ?? [0]))} attempts in a row failed`;
-      return { live, ready: false, status: 'restarting', reason, models, workers };
+      return { live, status: 'restarting', reason, models };
     }
     const status = this.state === 'starting' ? 'loading' : this.state;
-    return { live: true, ready: status === 'ready', status, ...(status === 'failed' ? { reason: this.failureReason } : {}), models, workers };
+    return { live: true, status, ...(status === 'failed' ? { reason: this.failureReason } : {}), models };
   }
 
   /** Answer all queued and running work with `err` (the shutdown deadline); returns how many requests. */
