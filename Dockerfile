@@ -2,6 +2,8 @@
 # syntax=docker/dockerfile:1
 FROM node:20-bookworm-slim AS deps
 WORKDIR /app
+# .npmrc (ignore-scripts=true) keeps npm ci from running onnxruntime-node's installer, which would
+# fetch the CUDA provider from NuGet; the ENV says the same to that installer should scripts be re-enabled.
 ENV ONNXRUNTIME_NODE_INSTALL=skip
 COPY package.json package-lock.json .npmrc ./
 RUN npm ci --omit=dev --no-audit --no-fund

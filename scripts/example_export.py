@@ -8,7 +8,8 @@ The flow has two affine couplings on (a, b) = (x0, x1):
     forward:  b' = b * exp(s(a)) + t(a),   then   a' = a * exp(s'(b')) + t'(b')
     log|det| = s(a) + s'(b')                 (inverse: undo in reverse order, negated log-det)
 
-The package serves it like any zoo model: encode/decode, log-likelihood, sampling.
+The package serves it like any zoo model: encode/decode, log-likelihood, sampling. docs/tutorial.md
+is the longer walk-through (an image flow, served and calibrated).
 """
 import math
 import sys
@@ -17,8 +18,9 @@ from pathlib import Path
 import torch
 from sklearn.datasets import make_moons
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from flowexport import ExportError, calibration_block, export_package  # noqa: E402
+# the exporter library of this checkout; unnecessary once it is installed (pip install -e exporter)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "exporter"))
+from flowexport import ExportError, box_bound, calibration_block, export_package  # noqa: E402
 
 
 class Coupling(torch.nn.Module):
@@ -40,8 +42,8 @@ class Coupling(torch.nn.Module):
 
 
 class TinyFlow(torch.nn.Module):
-    """The exporter's interface: flow(y) -> (z, logdet) and flow.inverse(z) -> (y, logdet).
-    Latent part "z" has shape [2]; graphs get a dynamic batch axis."""
+    """The exporter's contract: flow(y) -> (z, logdet) and flow.inverse(z) -> (y, logdet), tuples of
+    tensors with y, z [N, 2] and logdet [N]. Latent part "z" has shape [2]; graphs get a dynamic batch axis."""
 
     def __init__(self):
         super().__init__()
@@ -99,14 +101,17 @@ def main(out_dir: str) -> int:
             "dataset": "two-moons", "epochs": 1500 * 256 / len(train), "seed": 0,
             "command": f"/usr/bin/python3 scripts/example_export.py {out_dir}",
             "test": {"split": "test", "count": len(test), "meanLogLikelihood": float(test_lp.mean()),
-                     "bitsPerDim": float(-test_lp.mean() / (2 * math.log(2)))},
+                     "bitsPerDim": float(-test_lp.mean() / (2 * math.log(2))),
+                     "protocol": {"dequantization": "none"}},
         },
         "calibration": calibration_block(calib_nll, split="calibration (1000 points)"),
     }
     try:
         # Traces forward and inverse to ONNX, checks them with onnxruntime against float64 PyTorch,
         # and only then writes the folder.
-        export_package(flow, manifest, out_dir, reference_inputs=test[:5].double().numpy())
+        # sampling_bound: the temperature criterion's data-space box for vectors (no data.range)
+        export_package(flow, manifest, out_dir, reference_inputs=test[:5].double().numpy(),
+                       sampling_bound=box_bound(train.numpy()))
     except ExportError as e:
         print(f"refused: {e}", file=sys.stderr)
         return 1

@@ -9,6 +9,7 @@ Export-friendly conventions: the batch axis is always written as -1 in reshapes 
 dynamic), per-sample log-dets start from zeros_like(...) (never a traced constant size), learned
 priors are folded in as a final standardizing bijection, and Glow's 1x1 convolutions take their
 matrix as an argument (built from LU factors outside the graph; see flowexport.lu).
+Imported by scripts/train.py, which puts this checkout's exporter/ on sys.path.
 """
 from __future__ import annotations
 

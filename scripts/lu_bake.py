@@ -11,7 +11,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-sys.path.insert(0, os.path.dirname(__file__))
+# the exporter library of this checkout (exporter/flowexport)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "exporter"))
 from flowexport.lu import LUFactors  # noqa: E402
 
 

@@ -11,6 +11,10 @@ Reproducible: fixed seeds, fixed epochs (never wall-clock budgets), CPU. Protoco
   figure (noise seed 1234, as in the literature); calibration scores use pixel centres (k + 0.5)/256,
   which is what the service feeds for 8-bit images.
   nats = mean log p(x) of the continuous density in data space; bpd = -(log p - D ln 256)/(D ln 2).
+  The manifest records that protocol as training.test.protocol ({dequantization: uniform, draws: 1,
+  seed: 1234} for images, {dequantization: none} for vectors). The exporter measures the usable
+  temperature range (flow.json `sampling`); for vector models its bound is the training data's box
+  widened by its width on each side.
 """
 from __future__ import annotations
 
@@ -30,10 +34,12 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# the exporter library of this checkout (exporter/flowexport), whether or not it is pip-installed
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "exporter"))
 import flow_data  # noqa: E402
 from flow_models import NICE, Glow, RealNVP, VectorRealNVP, count_parameters  # noqa: E402
-from flowexport import (ExportError, Tolerances, bits_per_dim, calibration_block, export_package,  # noqa: E402
-                        log_standard_normal, transform_forward)
+from flowexport import (ExportError, Tolerances, bits_per_dim, box_bound, calibration_block,  # noqa: E402
+                        export_package, log_standard_normal, transform_forward)
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / "scripts" / ".cache"
@@ -236,6 +242,13 @@ def train(cfg: dict, ckpt_path: Path, log=print) -> dict:
 
 
 # ---- export -------------------------------------------------------------------------------------
+def test_protocol(cfg: dict) -> dict:
+    """training.test.protocol: how evaluate() computed the test figure (one seeded uniform draw per image)."""
+    if cfg["kind"] == "vector":
+        return {"dequantization": "none"}
+    return {"dequantization": "uniform", "draws": 1, "seed": TEST_NOISE_SEED}
+
+
 def export(cfg: dict, ckpt: dict, out_dir: Path, log=print) -> dict:
     model = build(cfg)
     model.load_state_dict(ckpt["state"])
@@ -243,6 +256,7 @@ def export(cfg: dict, ckpt: dict, out_dir: Path, log=print) -> dict:
     splits = load_splits(cfg)
     ref = to_data_space(splits["test"][:5], cfg, None, torch.float64).reshape(5, -1).numpy()
     quick = ckpt.get("quick")
+    test_fig = {**ckpt["test"], "protocol": test_protocol(cfg)}
     command = f"/usr/bin/python3 scripts/train.py {cfg['name']}" + (" --quick" if quick else "") + cfg.get("command_suffix", "")
     manifest = {
         "name": out_dir.name if quick else cfg["name"],
@@ -264,7 +278,7 @@ def export(cfg: dict, ckpt: dict, out_dir: Path, log=print) -> dict:
             "architecture": {k: list(v) if isinstance(v, tuple) else v for k, v in cfg["arch"].items()},
             "parameters": ckpt["parameters"], "device": f"cpu ({cfg['threads']} thread{'s' if cfg['threads'] > 1 else ''})",
             "seconds": round(ckpt["seconds"], 1), "command": command, "framework": f"pytorch {ckpt['torch']}",
-            "test": ckpt["test"],
+            "test": test_fig,
         },
         "calibration": ckpt["calibration"],
     }
@@ -272,8 +286,10 @@ def export(cfg: dict, ckpt: dict, out_dir: Path, log=print) -> dict:
         del manifest["prior"]["learned"]
     lu = model.lu_factors() if cfg["family"] == "glow" else []
     tol = Tolerances(latent=cfg.get("latent_tolerance", Tolerances.latent))
+    # float64 from the source: the float32 training tensors would round the recorded bound
+    bound = box_bound(flow_data.moons_splits(cfg["seed"])["train"]) if cfg["kind"] == "vector" else None
     return export_package(model, manifest, out_dir, ref, lu_layers=lu, opset=17, tolerances=tol,
-                          max_package_bytes=MAX_PACKAGE_BYTES, log=log)
+                          max_package_bytes=MAX_PACKAGE_BYTES, sampling_bound=bound, log=log)
 
 
 def main(argv=None) -> int:

@@ -3,12 +3,15 @@
 
     /usr/bin/python3 scripts/verify_package.py models/*
 
-For each folder: manifest fields, sha256 of every file, graph io names/shapes and opset, external
-data inside weights.bin, W / W^-1 from lu.json (||W W^-1 - I||inf <= 1e-5), then onnxruntime-node
-(scripts/ort-run.mjs) on reference.json: latents (3e-4 abs-ish, float32), full logDet (pre + graph +
-LU) and logProb (1e-4 relative), the
-data-space round trip, sampling stability (512 standard-normal draws at T = 1 and T = 2 through the
-inverse graph: all finite, max |x| <= 1e4), and the size limits (package <= 8 MiB, all <= 16 MiB).
+For each folder: flow.json against the service's schema and load-time rules (flowexport.manifest),
+sha256 of every file, graph io names/shapes and opset, external data inside weights.bin, W / W^-1
+from lu.json (||W W^-1 - I||inf <= 1e-5), then onnxruntime-node (flowexport/ort-run.mjs) on
+reference.json: latents (3e-4 abs-ish, float32), full logDet (pre + graph + LU) and logProb (1e-4
+relative), the data-space round trip, sampling stability (512 standard-normal draws at T = 1 and
+T = 2 through the inverse graph: all finite, max |x| <= 1e4), the `sampling` block (present, and
+re-measuring its criterion gives the same maxTemperature, which is >= defaultTemperature;
+flowexport.temperature), calibration.nllQuantiles (101, sorted, spanning the calibration nll when
+present), and the size limits (package <= 8 MiB, all <= 16 MiB).
 """
 from __future__ import annotations
 
@@ -21,10 +24,13 @@ import numpy as np
 import onnx
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# the exporter library of this checkout (exporter/flowexport), whether or not it is pip-installed
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "exporter"))
 from flowexport import LUFactors, log_standard_normal, transform_forward, transform_inverse  # noqa: E402
+from flowexport.manifest import schema_problems, semantic_problems  # noqa: E402
 from flowexport.ort import run_onnx  # noqa: E402
 from flowexport.stability import format_row, sample_stability  # noqa: E402
+from flowexport.temperature import explain_failure, measure  # noqa: E402
 
 PACKAGE_LIMIT, TOTAL_LIMIT = 8 * 1024 * 1024, 16 * 1024 * 1024
 LATENT_TOL = 3e-4  # |z - z_ref| / (1 + |z_ref|)
@@ -33,8 +39,10 @@ LATENT_TOL = 3e-4  # |z - z_ref| / (1 + |z_ref|)
 def verify(folder: Path) -> list:
     problems = []
     m = json.loads((folder / "flow.json").read_text())
-    if m["name"] != folder.name:
-        problems.append(f"name {m['name']} != folder {folder.name}")
+    problems += schema_problems(m)
+    if problems:  # the rest assumes a schema-valid manifest
+        return problems
+    problems += semantic_problems(m, folder.name)
     for f, digest in m["files"].items():
         if hashlib.sha256((folder / f).read_bytes()).hexdigest() != digest:
             problems.append(f"sha256 mismatch: {f}")
@@ -95,12 +103,31 @@ def verify(folder: Path) -> list:
     for r in sample_stability(folder / m["graphs"]["inverse"], parts, m["preprocessing"]["transform"], w_inv):
         if not r["ok"]:
             problems.append("sampling stability: " + format_row(folder.name, r))
+    t_max = None
+    if not m.get("sampling"):
+        problems.append("no `sampling` block: run python3 -m flowexport.temperature --write on the package")
+    else:
+        result = measure(folder / m["graphs"]["inverse"], parts, m["preprocessing"]["transform"], m["sampling"]["criterion"], w_inv)
+        t_max = result["maxTemperature"]
+        if t_max != m["sampling"]["maxTemperature"]:
+            problems.append(f"sampling.maxTemperature {m['sampling']['maxTemperature']} but re-measuring its criterion gives {t_max}"
+                            + (f" ({explain_failure(result)})" if not result["rows"][-1]["ok"] else ""))
+        if t_max is not None and m["defaultTemperature"] > t_max:
+            problems.append(f"defaultTemperature {m['defaultTemperature']} exceeds the measured maximum {t_max}")
+    cal = m.get("calibration") or {}
+    q = cal.get("nllQuantiles")
+    if q is None:
+        if cal:
+            problems.append("calibration has no nllQuantiles: /likelihood batchTest is refused")
+    elif len(q) != 101 or any(b < a for a, b in zip(q, q[1:])):
+        problems.append(f"calibration.nllQuantiles: want 101 ascending values, got {len(q)}")
     size = sum(p.stat().st_size for p in folder.iterdir())
     if size > PACKAGE_LIMIT:
         problems.append(f"size {size} > {PACKAGE_LIMIT}")
     test = m["training"].get("test", {})
     print(f"{folder.name:<16} {size / 1e6:6.2f} MB  latents {err_z:.1e}  logProb {err_lp:.1e}  round trip {err_rt:.1e}  "
           f"test {test.get('meanLogLikelihood', float('nan')):.2f} nats / {test.get('bitsPerDim', float('nan')):.4f} bpd  "
+          f"max T {t_max}  "
           f"{'OK' if not problems else 'PROBLEMS'}")
     return problems
 

@@ -106,7 +106,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(swaggerUi, { routePrefix: '/docs' });
 
   inferenceRoutes(app, service, config);
-  modelRoutes(app, service, metrics);
+  modelRoutes(app, service, metrics, config);
 
   // app.close() without a drain (tests, errors at start) still refuses late requests cleanly.
   app.addHook('preClose', async () => {

@@ -5,17 +5,10 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { rm } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
-import { killGroup, modelDirWith, startServer, type ServerProcess } from './helpers/server-process.js';
+import { killGroup, startServer, tempModelDirs, type ServerProcess } from './helpers/server-process.js';
 
-const dirs: string[] = [];
-after(() => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
-async function models(...names: string[]): Promise<string> {
-  const dir = await modelDirWith(names);
-  dirs.push(dir);
-  return dir;
-}
+const models = tempModelDirs();
 
 type Outcome = 'ok' | 'not-ready' | 'refused' | 'dropped';
 

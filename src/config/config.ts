@@ -14,7 +14,7 @@ export const ConfigSchema = Type.Object({
   defaultModel: Type.String({ default: '', description: 'Model used when a request names none (default: glow-fashion if loaded, else the first loaded).' }),
   executionProvider: Type.Union([Type.Literal('auto'), Type.Literal('cuda'), Type.Literal('cpu')], {
     default: 'auto',
-    description: 'auto tries CUDA then falls back to CPU with a warning; cuda fails a model whose CUDA session cannot be created.',
+    description: 'auto uses CUDA when its provider libraries are installed and works (else CPU: info line when not installed, warning when installed but unusable); cuda fails a model whose CUDA session cannot be created.',
   }),
   cudaDeviceId: Int(0, 0, 64, 'CUDA device ordinal.'),
   workerThreads: Int(1, 1, 64, 'Inference workers (processes or threads, see INFERENCE_ISOLATION), each holding every model.'),

@@ -22,6 +22,48 @@ export const TransformSchema = Type.Union([
 ]);
 export type Transform = Static<typeof TransformSchema>;
 
+/**
+ * The dequantization protocol behind a log-likelihood figure (docs/model-package.md):
+ *   centre:  log p((k + 0.5)/2^b), the continuous density at pixel centres (what /likelihood scores by default);
+ *   uniform: log-mean-exp over `draws` of log p((k + u)/2^b), u ~ U[0, 1)^D, seeded: with draws = 1 the
+ *            usual "uniformly dequantized" test figure, a stochastic lower bound on log P(k) + D·b·ln 2;
+ *   none:    continuous data (vectors), log p(x).
+ */
+export const ProtocolSchema = Type.Object(
+  {
+    dequantization: Type.Union([Type.Literal('centre'), Type.Literal('uniform'), Type.Literal('none')]),
+    draws: Type.Optional(PosInt),
+    seed: Type.Optional(Type.Integer({ minimum: 0 })),
+  },
+  { additionalProperties: false },
+);
+export type Protocol = Static<typeof ProtocolSchema>;
+
+/**
+ * The measured usable temperature range (0, maxTemperature] (docs/model-package.md, Sampling). T is
+ * usable when, of `draws` seeded standard-normal draws ε (seed `seed`) scaled by T and decoded through
+ * the ONNX inverse graph, every output is finite and at most `maxOutside` draws have any data-space
+ * value outside `bound`; maxTemperature is the largest T on the grid `grid`, 2·`grid`, … ≤ 2 such that
+ * it and every smaller grid point are usable.
+ */
+export const SamplingSchema = Type.Object(
+  {
+    maxTemperature: Type.Number({ exclusiveMinimum: 0, maximum: 2 }),
+    criterion: Type.Object(
+      {
+        draws: PosInt,
+        seed: Type.Integer({ minimum: 0 }),
+        bound: Type.Tuple([Num, Num]),
+        maxOutside: Type.Integer({ minimum: 0 }),
+        grid: Type.Number({ exclusiveMinimum: 0 }),
+      },
+      { additionalProperties: true },
+    ),
+  },
+  { additionalProperties: false },
+);
+export type Sampling = Static<typeof SamplingSchema>;
+
 export const ManifestSchema = Type.Object({
   formatVersion: Type.Literal(1),
   name: Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,63}$' }),
@@ -45,6 +87,8 @@ export const ManifestSchema = Type.Object({
   lu: Type.Union([Type.Object({ file: FileName, layers: Type.Integer({ minimum: 0 }) }), Type.Null()]),
   prior: Type.Object({ kind: Type.Literal('standard-normal'), learned: Type.Optional(Type.String()) }),
   defaultTemperature: Type.Number({ exclusiveMinimum: 0, maximum: 2 }),
+  /** Optional in format 1: a package without it samples at any 0 < T <= 2 (the service logs a warning). */
+  sampling: Type.Optional(SamplingSchema),
   training: Type.Object(
     {
       dataset: Type.String(),
@@ -52,7 +96,17 @@ export const ManifestSchema = Type.Object({
       seed: Type.Optional(Num),
       parameters: Type.Optional(Num),
       test: Type.Optional(
-        Type.Object({ split: Type.Optional(Type.String()), count: Type.Optional(Num), meanLogLikelihood: Num, bitsPerDim: Type.Union([Num, Type.Null()]) }, { additionalProperties: true }),
+        Type.Object(
+          {
+            split: Type.Optional(Type.String()),
+            count: Type.Optional(Num),
+            meanLogLikelihood: Num,
+            bitsPerDim: Type.Union([Num, Type.Null()]),
+            /** How the test figure was computed, so that GET /models and the README can label it. */
+            protocol: Type.Optional(ProtocolSchema),
+          },
+          { additionalProperties: true },
+        ),
       ),
     },
     { additionalProperties: true },

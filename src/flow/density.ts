@@ -12,3 +12,20 @@ export function bitsPerDim(logProb: number, dim: number, bitDepth: number | null
   const discretization = bitDepth === null ? 0 : dim * bitDepth * Math.LN2;
   return -(logProb - discretization) / (dim * Math.LN2);
 }
+
+/** log((1/K)·Σ exp(aₖ)) for each group of K consecutive values, computed without overflow. */
+export function logMeanExp(values: ArrayLike<number>, groups: number, k: number): Float64Array {
+  const out = new Float64Array(groups);
+  for (let g = 0; g < groups; g++) {
+    let max = -Infinity;
+    for (let j = g * k; j < (g + 1) * k; j++) max = Math.max(max, values[j]);
+    if (!Number.isFinite(max)) {
+      out[g] = max;
+      continue;
+    }
+    let sum = 0;
+    for (let j = g * k; j < (g + 1) * k; j++) sum += Math.exp(values[j] - max);
+    out[g] = max + Math.log(sum / k);
+  }
+  return out;
+}

@@ -35,3 +35,22 @@ export function preprocessing(transform: Transform, dim: number): Bijection {
     }
   }
 }
+
+/**
+ * The support of the data density: the open interval of data values the transform maps to finite
+ * model inputs (±Infinity where unbounded). logit needs 0 < α + (1 − 2α)·x < 1, that is
+ * −α/(1 − 2α) < x < (1 − α)/(1 − 2α); identity and affine accept every real.
+ */
+export interface Support {
+  min: number;
+  max: number;
+}
+
+export function support(transform: Transform): Support {
+  if (transform.kind !== 'logit') return { min: -Infinity, max: Infinity };
+  const k = 1 - 2 * transform.alpha;
+  return { min: -transform.alpha / k, max: (1 - transform.alpha) / k };
+}
+
+/** Whether a data value lies in the (open) support. */
+export const inSupport = (s: Support, v: number): boolean => v > s.min && v < s.max;

@@ -24,6 +24,10 @@ function fieldPath(context: string, instancePath = ''): string {
   return out;
 }
 
+/** /inputs/3 or /latents/3: a row; /inputs/3/7: a value in a row. */
+const ROW = /^\/(inputs|latents)\/\d+$/;
+const ROW_VALUE = /^\/(inputs|latents)\/\d+\/\d+$/;
+
 function fromValidation(err: FastifyError): AppError {
   const first = (err.validation?.[0] ?? {}) as AjvLikeError;
   const context = (err.validationContext as string | undefined) ?? 'body';
@@ -35,6 +39,12 @@ function fromValidation(err: FastifyError): AppError {
   } else if (first.keyword === 'type' && (first.params?.type === 'number' || first.params?.type === 'integer')) {
     // ajv also refuses Infinity (JSON overflow such as 1e400) here
     rule = `must be a finite ${first.params.type}`;
+    // a nested [C][H][W] image (or any non-number) inside a row
+    if (ROW_VALUE.test(first.instancePath ?? '')) rule += '; each row is one flat array of numbers: flatten nested arrays row-major (GET /models/{name}: input.layout)';
+  } else if (first.keyword === 'type' && first.params?.type === 'array' && ROW.test(first.instancePath ?? '')) {
+    rule = 'must be an array: send a list of rows, [[x1, …, xD], …], even for one input';
+  } else if (first.keyword === 'enum' && Array.isArray(first.params?.allowedValues)) {
+    rule = `must be one of ${(first.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`;
   } else if (first.keyword === 'required') {
     field = fieldPath(field, `/${String(first.params?.missingProperty)}`);
     rule = 'is required';

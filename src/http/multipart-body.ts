@@ -11,7 +11,7 @@ import type { Config } from '../config/config.js';
 import { AppError, InvalidInputError, ValidationError, echo } from '../errors.js';
 
 /** The non-file fields a multipart request may carry, each at most once. */
-export const MULTIPART_FIELDS = ['model', 'resize', 'batchTest', 'scores'] as const;
+export const MULTIPART_FIELDS = ['model', 'resize', 'batchTest', 'scores', 'dequantization', 'draws', 'seed'] as const;
 export type MultipartField = (typeof MULTIPART_FIELDS)[number];
 
 /** Longest field value: the longest legal one (all score names, comma-separated) is ~45 bytes. */

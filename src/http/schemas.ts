@@ -1,9 +1,18 @@
 // Route schemas: the single source of truth. They validate requests, serialize responses and
 // generate openapi.yaml (scripts/gen-openapi.ts). Limits that depend on configuration (items per
 // request, sample count) are enforced in the handlers so the error can name the setting.
-import { Type, type Static } from '@sinclair/typebox';
-import { ERROR_CODES, type ErrorCode } from '../errors.js';
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { AppError, ERROR_CODES, InferenceError, InvalidInputError, ModelNotFoundError, NotReadyError, OverloadedError, STATUS_BY_CODE, TimeoutError, UnauthorizedError, type ErrorCode } from '../errors.js';
 import { SCORE_NAMES, type ScoreName } from '../flow/anomaly.js';
+import { MAX_SEED } from '../flow/random.js';
+import { DEQUANTIZATIONS, MAX_DEQUANTIZATION_DRAWS, OUTPUT_FORMS, type Dequantization, type OutputForm } from '../service/operations.js';
+
+/**
+ * A string from a fixed list, as JSON Schema `enum` (not a union of constants), so that a refusal
+ * can name every allowed value (error-handler.ts).
+ */
+export const StringEnum = <T extends string>(values: readonly T[], options: Record<string, unknown> = {}) =>
+  Type.Unsafe<T>(Type.String({ enum: [...values], ...options }));
 
 export const ModelName = Type.String({
   pattern: '^[a-z0-9][a-z0-9-]{0,63}$',
@@ -11,8 +20,12 @@ export const ModelName = Type.String({
   examples: ['glow-fashion'],
 });
 const Rows = (description: string) => Type.Array(Type.Array(Type.Number()), { description });
-const Format = Type.Union([Type.Literal('array'), Type.Literal('png')], {
-  description: '"array": flat data-space rows, unclamped; "png": base64 8-bit PNGs (clamped, quantized). Image models default to "png" for /sample, "array" for /decode.',
+const Format = StringEnum(['array', 'png'] as const, {
+  description: 'How outputs are sent: "array" (flat data-space rows in `outputs`) or "png" (base64 PNGs in `images`; needs output "quantized"). Default: "png" for /sample on image models, "array" otherwise.',
+});
+const Output = StringEnum<OutputForm>(OUTPUT_FORMS, {
+  description:
+    'The form of the outputs, the same default for /sample and /decode: "quantized" (each value moved to the centre (k + 0.5)/2^b of its bin: what a PNG holds; the default for quantized data), "clamped" (into the data range) or "raw" (the inverse\'s values, unclamped; the default for vectors). GET /models/{name} lists a model\'s forms. Every form is accepted back by /encode and /likelihood.',
 });
 const Images = Type.Array(Type.String({ contentEncoding: 'base64' }), {
   description: 'Base64 PNG, JPEG or WebP images (a data: URL prefix is accepted); pixel k maps to (k + 0.5)/256.',
@@ -29,13 +42,29 @@ const Resize = Type.Boolean({ default: false, description: 'Resize images to the
 export const DataBody = Type.Object(
   {
     model: Type.Optional(ModelName),
-    inputs: Type.Optional(Rows('Flat row-major samples in data space (images: values in [0, 1]).')),
+    inputs: Type.Optional(
+      Rows(
+        'One flat row per input in data space: D numbers, images row-major over (channel, height, width) (flatten nested [C][H][W] arrays). Values must lie in the model\'s support (GET /models/{name}: input.support); pixel k of a b-bit image is (k + 0.5)/2^b.',
+      ),
+    ),
     images: Type.Optional(Images),
     resize: Type.Optional(Resize),
     batchTest: Type.Optional(Type.Boolean({ default: false, description: '/likelihood only: also test whether the batch as a whole comes from the training distribution (typicality test).' })),
     scores: Type.Optional(ScoreList),
+    dequantization: Type.Optional(
+      StringEnum<Dequantization>(DEQUANTIZATIONS, {
+        description:
+          '/likelihood only, for quantized data: "centre" (the default) scores the continuous density at the inputs (pixel centres); "uniform" scores `draws` seeded copies (k + u)/2^b, u ~ U[0, 1)^D, and returns log-mean-exp of their log p: minus D·b·ln 2, a stochastic lower bound on the log-probability of the pixels (uniform dequantization, the protocol of published bits/dim figures with draws = 1). Scores and anomalyScore always use pixel centres.',
+      }),
+    ),
+    draws: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_DEQUANTIZATION_DRAWS, description: 'Dequantization "uniform" only (default 1): noise draws per input (inputs × draws at most MAX_ITEMS_PER_REQUEST). More draws tighten the bound.' })),
+    seed: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_SEED, description: 'Dequantization "uniform" only: seed of the noise (random when left out; the response gives it).' })),
   },
-  { additionalProperties: false, description: 'Exactly one of inputs or images.' },
+  {
+    additionalProperties: false,
+    description: 'Exactly one of inputs or images.',
+    examples: [{ model: 'realnvp-moons', inputs: [[0.5, 0.25], [1.8, -0.1]] }],
+  },
 );
 export type DataBody = Static<typeof DataBody>;
 
@@ -44,6 +73,9 @@ export const MultipartBody = Type.Object({
   resize: Type.Optional(Type.String({ enum: ['true', 'false'] })),
   batchTest: Type.Optional(Type.String({ enum: ['true', 'false'] })),
   scores: Type.Optional(Type.String({ description: 'Comma-separated score names (see the JSON body).', examples: ['nll,complexityJpegLs'] })),
+  dequantization: Type.Optional(Type.String({ enum: [...DEQUANTIZATIONS] })),
+  draws: Type.Optional(Type.String({ pattern: '^[0-9]{1,3}$', description: 'See the JSON body.' })),
+  seed: Type.Optional(Type.String({ pattern: '^[0-9]{1,10}$', description: 'See the JSON body.' })),
   images: Type.Array(Type.String({ format: 'binary' }), { description: 'One or more image files (any field name).' }),
 });
 
@@ -56,16 +88,21 @@ export const EncodeResponse = Type.Object({
 export const DecodeBody = Type.Object(
   {
     model: Type.Optional(ModelName),
-    latents: Rows('Flat latent rows (as returned by /encode).'),
+    latents: Rows('Flat latent rows (as returned by /encode, or by /sample with returnLatents).'),
+    output: Type.Optional(Output),
     format: Type.Optional(Format),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, examples: [{ model: 'realnvp-moons', latents: [[0.1, -0.3]], output: 'raw' }] },
 );
 export type DecodeBody = Static<typeof DecodeBody>;
 
 const Outputs = {
-  outputs: Type.Optional(Rows('Data-space rows (format "array"), not clamped: decode(encode(x)) ≈ x.')),
-  images: Type.Optional(Type.Array(Type.String(), { description: 'Base64 PNG images (format "png").' })),
+  output: StringEnum<OutputForm>(OUTPUT_FORMS, { description: 'The output form used.' }),
+  outputs: Type.Optional(Rows('Data-space rows (format "array") in the output form; with "raw", decode(encode(x)) ≈ x.')),
+  images: Type.Optional(Type.Array(Type.String(), { description: 'Base64 PNG images (format "png"), the same values as the quantized rows.' })),
+  logLikelihood: Type.Array(Type.Number(), {
+    description: 'log p of each returned output exactly as returned (nats, continuous density in data space): what /likelihood (dequantization "centre") answers for it, up to float32 rounding.',
+  }),
 };
 
 export const DecodeResponse = Type.Object({ model: Type.String(), ...Outputs });
@@ -74,11 +111,15 @@ export const SampleBody = Type.Object(
   {
     model: Type.Optional(ModelName),
     count: Type.Integer({ minimum: 1, description: 'Samples to draw (at most MAX_SAMPLES_PER_REQUEST).' }),
-    temperature: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 2, description: 'ε ~ N(0, T²·I); defaults to the model default.' })),
-    seed: Type.Optional(Type.Integer({ minimum: 0, maximum: 4294967295, description: 'PRNG seed; the same seed and request give the same samples.' })),
+    temperature: Type.Optional(
+      Type.Number({ exclusiveMinimum: 0, maximum: 2, description: 'ε ~ N(0, T²·I); defaults to the model default. At most the model\'s measured maximum (GET /models/{name}: sampling.temperature.max).' }),
+    ),
+    seed: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_SEED, description: 'PRNG seed; the same seed and request give the same samples.' })),
+    output: Type.Optional(Output),
     format: Type.Optional(Format),
+    returnLatents: Type.Optional(Type.Boolean({ default: false, description: 'Also return the ε each sample was decoded from, to edit and send to /decode.' })),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, examples: [{ model: 'glow-fashion', count: 4, temperature: 0.5, seed: 42 }] },
 );
 export type SampleBody = Static<typeof SampleBody>;
 
@@ -87,15 +128,18 @@ export const SampleResponse = Type.Object({
   temperature: Type.Number(),
   seed: Type.Integer({ description: 'The seed used (drawn at random when the request gave none).' }),
   ...Outputs,
-  logLikelihood: Type.Array(Type.Number(), { description: 'log p(x) in nats of each sample before clamping and quantization.' }),
+  latents: Type.Optional(Rows('With returnLatents: the ε each sample was decoded from (before clamping or quantization).')),
   redrawn: Type.Integer({ description: 'Draws whose inverse overflowed float32 and were redrawn from the same seeded stream (0 for a well-behaved model).' }),
 });
 
 const Nullable = (description: string) => Type.Union([Type.Number(), Type.Null()], { description });
 
 export const LikelihoodResult = Type.Object({
-  logLikelihood: Type.Number({ description: 'log p(x), nats, continuous density in data space.' }),
-  bitsPerDim: Type.Number({ description: '−(log p(x) − D·ln 256)/(D·ln 2) for 8-bit images; −log p(x)/(D·ln 2) for vectors.' }),
+  logLikelihood: Type.Number({
+    description:
+      'Nats. Dequantization "centre": log p(x), the continuous density in data space at the input. "uniform": log-mean-exp over the draws of log p((k + u)/2^b), an estimate of log E_u p, whose expectation is a lower bound on log P(pixels) + D·b·ln 2, tightening with more draws. Vectors: log p(x).',
+  }),
+  bitsPerDim: Type.Number({ description: '−(logLikelihood − D·b·ln 2)/(D·ln 2) for b-bit images (with "uniform", an upper bound on the discrete code length in expectation); −logLikelihood/(D·ln 2) for vectors.' }),
   scores: Type.Object(
     {
       nll: Nullable('−log p(x), nats.'),
@@ -125,7 +169,16 @@ export const BatchTestResult = Type.Object(
   { description: 'Batch typicality test (Nalisnick et al. 2019b), when batchTest is true.' },
 );
 
-export const LikelihoodResponse = Type.Object({ model: Type.String(), results: Type.Array(LikelihoodResult), batchTest: Type.Optional(BatchTestResult) });
+export const ProtocolInfo = Type.Object(
+  {
+    dequantization: StringEnum(['centre', 'uniform', 'none'] as const, { description: 'none: continuous data (vectors).' }),
+    draws: Type.Optional(Type.Integer()),
+    seed: Type.Optional(Type.Integer()),
+  },
+  { description: 'The dequantization protocol behind logLikelihood and bitsPerDim.' },
+);
+
+export const LikelihoodResponse = Type.Object({ model: Type.String(), protocol: ProtocolInfo, results: Type.Array(LikelihoodResult), batchTest: Type.Optional(BatchTestResult) });
 
 export const ErrorResponse = Type.Object(
   {
@@ -138,28 +191,111 @@ export const ErrorResponse = Type.Object(
   { $id: 'ErrorResponse', description: 'Every failure. The code maps to exactly one HTTP status (README, Errors).' },
 );
 
+const NumOrNull = Type.Union([Type.Number(), Type.Null()]);
+const StrOrNull = Type.Union([Type.String(), Type.Null()]);
+
 export const ModelInfo = Type.Object({
   name: Type.String(),
   status: Type.Union([Type.Literal('loading'), Type.Literal('ready'), Type.Literal('unavailable')]),
   reason: Type.Optional(Type.String()),
   family: Type.Optional(Type.String()),
   description: Type.Optional(Type.String()),
+  provider: Type.Optional(Type.String({ description: 'Execution provider in use: cuda or cpu.' })),
   dataKind: Type.Optional(Type.String()),
   dataShape: Type.Optional(Type.Array(Type.Integer())),
-  latentSize: Type.Optional(Type.Integer()),
+  latentSize: Type.Optional(Type.Integer({ description: 'Length of each latent row (/encode output, /decode input).' })),
   latentParts: Type.Optional(Type.Array(Type.Object({ name: Type.String(), shape: Type.Array(Type.Integer()) }))),
   defaultTemperature: Type.Optional(Type.Number()),
-  provider: Type.Optional(Type.String({ description: 'Execution provider in use: cuda or cpu.' })),
-  quality: Type.Optional(
+  input: Type.Optional(
+    Type.Object(
+      {
+        kind: Type.String(),
+        shape: Type.Array(Type.Integer()),
+        size: Type.Integer({ description: 'D: values per input row.' }),
+        layout: Type.String(),
+        range: Type.Union([Type.Array(Type.Number()), Type.Null()], { description: 'Nominal data range (images: [0, 1]); clamped outputs lie in it.' }),
+        support: Type.Object(
+          { min: NumOrNull, max: NumOrNull, open: Type.Boolean(), rule: Type.String() },
+          { description: 'Values /encode and /likelihood accept: the open interval (min, max), null meaning unbounded.' },
+        ),
+        bitDepth: Type.Union([Type.Integer(), Type.Null()]),
+        pixelMapping: StrOrNull,
+        images: Type.Union([
+          Type.Object({ formats: Type.Array(Type.String()), channels: Type.Integer(), height: Type.Integer(), width: Type.Integer(), resizeOption: Type.Boolean(), maxPixels: Type.Integer() }),
+          Type.Null(),
+        ]),
+      },
+      { description: 'How to send data to /encode and /likelihood.' },
+    ),
+  ),
+  limits: Type.Optional(
     Type.Object({
-      dataset: Type.String(),
-      testLogLikelihood: Type.Union([Type.Number(), Type.Null()]),
-      testBitsPerDim: Type.Union([Type.Number(), Type.Null()]),
-      parameters: Type.Union([Type.Number(), Type.Null()]),
+      maxItemsPerRequest: Type.Integer(),
+      maxSamplesPerRequest: Type.Integer(),
+      maxImagePixels: Type.Integer(),
+      maxRequestPixels: Type.Integer(),
+      bodyLimitBytes: Type.Integer(),
+      maxJsonValues: Type.Integer(),
+    }),
+  ),
+  sampling: Type.Optional(
+    Type.Object({
+      temperature: Type.Object({
+        default: Type.Number(),
+        min: Type.Number(),
+        minExclusive: Type.Boolean(),
+        max: Type.Number({ description: 'The measured usable maximum (or the API\'s 2 when the package carries none).' }),
+        measured: Type.Boolean(),
+        criterion: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()], { description: 'How max was measured (docs/model-package.md, Sampling).' }),
+      }),
+      seed: Type.Object({ min: Type.Integer(), max: Type.Integer() }),
+    }),
+  ),
+  outputs: Type.Optional(
+    Type.Object({
+      forms: Type.Array(Type.String()),
+      default: Type.String({ description: 'The output form /sample and /decode use when the request names none.' }),
+      formats: Type.Array(Type.String()),
+      defaultFormat: Type.Object({ sample: Type.String(), decode: Type.String() }),
+      pngNeedsOutput: StrOrNull,
+    }),
+  ),
+  likelihood: Type.Optional(
+    Type.Object({
+      dequantization: Type.Array(Type.String()),
+      defaultDequantization: Type.String(),
+      maxDraws: Type.Union([Type.Integer(), Type.Null()]),
+      scores: Type.Array(Type.String()),
+      batchTest: Type.Boolean({ description: 'Whether /likelihood can run the batch typicality test (batchTest: true).' }),
     }),
   ),
   scores: Type.Optional(Type.Array(Type.String(), { description: 'The per-input scores /likelihood can compute for this model (docs/anomaly.md).' })),
   anomaly: Type.Optional(Type.Union([Type.Object({ defaultScore: Type.String(), targetFalsePositiveRate: Type.Number() }), Type.Null()])),
+  calibration: Type.Optional(
+    Type.Union([
+      Type.Object({
+        split: Type.String(),
+        count: Type.Integer(),
+        defaultScore: Type.String(),
+        targetFalsePositiveRate: Type.Number(),
+        threshold: NumOrNull,
+        scoredAt: Type.String(),
+      }),
+      Type.Null(),
+    ]),
+  ),
+  quality: Type.Optional(
+    Type.Object({
+      dataset: Type.String(),
+      split: StrOrNull,
+      count: NumOrNull,
+      testLogLikelihood: NumOrNull,
+      testBitsPerDim: NumOrNull,
+      parameters: NumOrNull,
+      protocol: Type.Union([ProtocolInfo, Type.Null()]),
+      label: Type.String({ description: 'What the figures are: split, count and dequantization protocol.' }),
+    }),
+  ),
 });
 
 export const ModelList = Type.Object({ defaultModel: Type.String(), models: Type.Array(ModelInfo) });
@@ -183,6 +319,37 @@ export const Readiness = Type.Object({
   ),
 });
 
-/** Error responses shared by the inference routes, for the OpenAPI document. */
 export const ErrorRef = Type.Ref(ErrorResponse);
-export const inferenceErrors = { 400: ErrorRef, 401: ErrorRef, 404: ErrorRef, 413: ErrorRef, 415: ErrorRef, 429: ErrorRef, 500: ErrorRef, 503: ErrorRef, 504: ErrorRef };
+
+/** One example refusal per status, built by the real error classes, so the OpenAPI document (and Swagger UI) shows what a client gets. */
+const example = (e: AppError) => ({ code: e.code, message: e.message, ...(e.details ? { details: e.details } : {}) });
+const ERROR_EXAMPLES: Record<number, ReturnType<typeof example>> = {
+  400: example(new InvalidInputError('inputs[0]', 'must have 784 values (model glow-fashion, shape [1, 28, 28]), got 783', { expected: 784, got: 783 })),
+  401: example(new UnauthorizedError()),
+  404: example(new ModelNotFoundError('glow-fashoin', ['glow-fashion', 'nice-mnist', 'realnvp-mnist', 'realnvp-moons'])),
+  413: example(new AppError('PAYLOAD_TOO_LARGE', 'body: larger than BODY_LIMIT_BYTES=16777216', { field: 'body', limit: 'BODY_LIMIT_BYTES', max: 16777216 })),
+  415: example(new AppError('UNSUPPORTED_MEDIA_TYPE', 'content-type: send application/json (or multipart/form-data with images for /encode and /likelihood)', { field: 'content-type' })),
+  429: example(new OverloadedError('glow-fashion', 'forward', 1024)),
+  500: example(new InferenceError('glow-fashion', null)),
+  503: example(new NotReadyError('models are still loading')),
+  504: example(new TimeoutError('glow-fashion', 30000)),
+};
+
+/** The error body for one status: the codes that map to it, and an example. */
+function errorFor(status: number): TSchema {
+  const codes = ERROR_CODES.filter((c) => STATUS_BY_CODE[c] === status);
+  return Type.Object(
+    {
+      error: Type.Object({
+        code: StringEnum(codes),
+        message: Type.String(),
+        details: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+      }),
+    },
+    { description: `Codes: ${codes.join(', ')} (README, Errors).`, examples: [{ error: ERROR_EXAMPLES[status] }] },
+  );
+}
+
+/** Error responses shared by the inference routes, for the OpenAPI document. */
+export const inferenceErrors = Object.fromEntries([400, 401, 404, 413, 415, 429, 500, 503, 504].map((s) => [s, errorFor(s)])) as Record<400 | 401 | 404 | 413 | 415 | 429 | 500 | 503 | 504, TSchema>;
+export const notFoundError = errorFor(404);

@@ -1,6 +1,10 @@
 // The one way an inference runs: runSession() checks the feed names and shapes against the
 // session's metadata before calling ORT, and when ORT fails it says which tensors it was given
 // (transformers.js habit), so a shape bug reads as one line in the log.
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { arch, platform } from 'node:os';
+import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { dimsToString, type TensorData } from '../tensor/tensor.js';
 
@@ -29,6 +33,33 @@ export interface LoadedSession {
   fallbackReason?: string;
 }
 
+/**
+ * The fallback reason when the CUDA EP was never installed here: onnxruntime-node ships without it
+ * (the .npmrc skips its download), so on a CPU machine this is the normal case, not a fault.
+ */
+export const CUDA_NOT_INSTALLED = 'CUDA execution provider libraries are not installed (see README, GPU)';
+
+/** The CUDA EP's shared libraries, as onnxruntime-node's install script puts them next to its binding. */
+export function cudaProviderFiles(): string[] {
+  const os = platform();
+  if (os !== 'linux' && os !== 'win32') return [];
+  const pkgDir = dirname(dirname(createRequire(import.meta.url).resolve('onnxruntime-node')));
+  const bin = join(pkgDir, 'bin', 'napi-v6', os, arch());
+  const lib = (n: string) => (os === 'win32' ? `onnxruntime_providers_${n}.dll` : `libonnxruntime_providers_${n}.so`);
+  return [join(bin, lib('cuda')), join(bin, lib('shared'))];
+}
+
+let cudaInstalled: boolean | undefined;
+/**
+ * Whether the CUDA EP can exist in this install, checked on disk: asking ORT instead makes it print
+ * a red "Failed to load library" error on every CPU-only start, an alarm that needs no action.
+ */
+export function cudaProviderInstalled(): boolean {
+  const files = cudaProviderFiles();
+  cudaInstalled ??= files.length > 0 && files.every((f) => existsSync(f));
+  return cudaInstalled;
+}
+
 const meta = (m: readonly ort.InferenceSession.ValueMetadata[]): IoMeta[] =>
   m.map((v) => ({ name: v.name, shape: v.isTensor ? [...v.shape] : [] }));
 
@@ -53,6 +84,8 @@ export async function createSession(source: GraphBytes, opts: SessionOptions): P
     return { session, provider, inputs: meta(session.inputMetadata), outputs: meta(session.outputMetadata) };
   };
   if (opts.provider === 'cpu') return open('cpu');
+  // `cuda` still asks ORT, so that an explicit request fails with ORT's own reason.
+  if (opts.provider === 'auto' && !cudaProviderInstalled()) return { ...(await open('cpu')), fallbackReason: CUDA_NOT_INSTALLED };
   try {
     return await open('cuda');
   } catch (err) {

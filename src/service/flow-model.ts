@@ -7,7 +7,7 @@ import type { Manifest } from '../config/manifest-schema.js';
 import type { ScoreName } from '../flow/anomaly.js';
 import { bitsPerDim, logProbability } from '../flow/density.js';
 import { packLatents, product, unpackLatents } from '../flow/layout.js';
-import { preprocessing } from '../flow/preprocess.js';
+import { preprocessing, support, type Support } from '../flow/preprocess.js';
 import { logStandardNormal, sampleStandardNormal } from '../flow/prior.js';
 import { Rng } from '../flow/random.js';
 import type { Bijection } from '../flow/bijection.js';
@@ -32,6 +32,8 @@ export interface Likelihood {
 }
 
 const MAX_REDRAW_ROUNDS = 8;
+/** The request schema's bound on temperature, for packages that carry no measured range. */
+export const MAX_API_TEMPERATURE = 2;
 
 function nonFiniteRows(values: Float64Array, perRow: Float64Array, n: number, d: number): number[] {
   const bad: number[] = [];
@@ -51,6 +53,10 @@ export class FlowModel {
   readonly lu: LuLayer[];
   readonly luLogDet: number;
   readonly scores: readonly ScoreName[];
+  /** The data values the density is defined on (the preprocessing's support). */
+  readonly support: Support;
+  /** Largest temperature /sample accepts: the package's measured range, or the API's 2 when it has none. */
+  readonly maxTemperature: number;
 
   constructor(
     pkg: ModelPackage,
@@ -65,6 +71,8 @@ export class FlowModel {
     this.lu = pkg.lu;
     this.luLogDet = pkg.lu.reduce((s, l) => s + l.logDet, 0);
     this.scores = pkg.scores;
+    this.support = support(pkg.manifest.preprocessing.transform);
+    this.maxTemperature = pkg.manifest.sampling?.maxTemperature ?? MAX_API_TEMPERATURE;
   }
 
   /** The LU matrices as graph inputs (float32), for the forward or inverse graph. */
@@ -108,18 +116,18 @@ export class FlowModel {
    * (unquantized) sample. A draw whose inverse overflows float32 (possible far in the tails at high
    * T) is redrawn from the same stream, so the answer stays a function of the seed; `redrawn` counts them.
    */
-  async sample(count: number, temperature: number, seed: number): Promise<Decoded & { logLikelihood: Float64Array; redrawn: number }> {
+  async sample(count: number, temperature: number, seed: number, timeoutMs?: number): Promise<Decoded & { latents: Float64Array; logLikelihood: Float64Array; redrawn: number }> {
     const rng = new Rng(seed);
     const d = this.dim;
     const eps = sampleStandardNormal(rng, count, d, temperature);
-    const decoded = await this.decode(eps, count);
+    const decoded = await this.decode(eps, count, timeoutMs);
     let redrawn = 0;
     for (let round = 0; round < MAX_REDRAW_ROUNDS; round++) {
       const bad = nonFiniteRows(decoded.outputs, decoded.logDet, count, d);
       if (bad.length === 0) break;
       redrawn += bad.length;
       const fresh = sampleStandardNormal(rng, bad.length, d, temperature);
-      const again = await this.decode(fresh, bad.length);
+      const again = await this.decode(fresh, bad.length, timeoutMs);
       bad.forEach((row, k) => {
         eps.set(fresh.subarray(k * d, (k + 1) * d), row * d);
         decoded.outputs.set(again.outputs.subarray(k * d, (k + 1) * d), row * d);
@@ -130,11 +138,11 @@ export class FlowModel {
       throw new Error(`${this.name}: samples stay non-finite after ${MAX_REDRAW_ROUNDS} redraws at temperature ${temperature}`);
     const logLikelihood = logStandardNormal(eps, count, d);
     for (let i = 0; i < count; i++) logLikelihood[i] -= decoded.logDet[i];
-    return { ...decoded, logLikelihood, redrawn };
+    return { ...decoded, latents: eps, logLikelihood, redrawn };
   }
 
-  async likelihood(x: ArrayLike<number>, n: number): Promise<Likelihood[]> {
-    const { latents, logDet } = await this.encode(x, n);
+  async likelihood(x: ArrayLike<number>, n: number, timeoutMs?: number): Promise<Likelihood[]> {
+    const { latents, logDet } = await this.encode(x, n, timeoutMs);
     const logp = logProbability(latents, logDet, n, this.dim);
     return Array.from(logp, (lp) => ({ logLikelihood: lp, bitsPerDim: bitsPerDim(lp, this.dim, this.manifest.data.bitDepth) }));
   }

@@ -3,17 +3,17 @@
 // It also says whether it can serve (health()): a model is servable only while some inference
 // worker holding its sessions is live.
 import type { Config } from '../config/config.js';
-import { InferenceError, InvalidInputError, ModelNotFoundError, ModelUnavailableError, NotReadyError } from '../errors.js';
-import { IMAGE_SCORES, batchTypicality, complexityScore, normalizeScore, twoPartCodeBits, typicality, type BatchTypicality, type ScoreName } from '../flow/anomaly.js';
-import { dataToPixels } from '../flow/quantize.js';
-import { Rng } from '../flow/random.js';
-import { losslessJpegLs, losslessPng } from '../imaging/image-codec.js';
+import { InferenceError, ModelNotFoundError, ModelUnavailableError, NotReadyError } from '../errors.js';
+import { losslessJpegLs } from '../imaging/image-codec.js';
 import type { Provider } from '../runtime/session.js';
 import { WorkerCrashedError, WorkerPool, WorkerStartError, type PoolLogger, type PoolStatus } from '../runtime/worker-pool.js';
 import type { SessionReport, SessionSpec } from '../runtime/protocol.js';
 import type { TensorData } from '../tensor/tensor.js';
 import { Batcher } from './batcher.js';
-import { FlowModel, type Likelihood } from './flow-model.js';
+import { FlowModel } from './flow-model.js';
+import { checkCount } from './inputs.js';
+import * as ops from './operations.js';
+import { codeBits, type LikelihoodOptions, type OutputForm } from './operations.js';
 import type { Metrics } from './metrics.js';
 import { loadPackages, type ModelPackage } from './registry.js';
 
@@ -40,11 +40,7 @@ export interface ServiceHealth {
   models: Record<string, { status: ModelStatus; reason?: string }>;
 }
 
-export interface ScoredLikelihood extends Likelihood {
-  scores: Record<ScoreName, number | null>;
-  anomalyScore: number | null;
-  isAnomaly: boolean | null;
-}
+export type { ScoredLikelihood } from './operations.js';
 
 export class FlowService {
   private pool: WorkerPool | null = null;
@@ -56,6 +52,8 @@ export class FlowService {
   /** Why nothing can be served, when state is 'failed'. Public: names MODEL_DIR, never its path (the log line has it). */
   failureReason = '';
   defaultModel = '';
+  /** MODEL_DIR entries that are not packages (no flow.json). */
+  private skipped: string[] = [];
 
   constructor(
     private readonly config: Config,
@@ -72,7 +70,7 @@ export class FlowService {
         const refused = [...this.states.values()].map((s) => `${s.name}: ${s.reason ?? s.status}`);
         this.failureReason = refused.length
           ? `no model could be loaded from MODEL_DIR (${refused.join('; ')})`
-          : 'MODEL_DIR holds no model package (a sub-folder with a flow.json)';
+          : `MODEL_DIR holds no model package (a sub-folder with a flow.json)${this.skipped.length ? `; skipped: ${this.skipped.slice(0, 8).join(', ')}${this.skipped.length > 8 ? ', …' : ''}` : ''}`;
         this.log.error({ modelDir: this.config.modelDir }, this.failureReason);
       },
       (err) => {
@@ -145,7 +143,10 @@ export class FlowService {
   }
 
   private async load(): Promise<void> {
-    const { loaded, refused } = await loadPackages(this.config.modelDir);
+    const { loaded, refused, skipped } = await loadPackages(this.config.modelDir);
+    this.skipped = skipped.map((s) => s.name);
+    // Not an error (a MODEL_DIR may hold other folders), but an operator who expected a model there must see why.
+    for (const s of skipped) this.log.info({ model: s.name, dir: s.dir }, `MODEL_DIR entry ${s.name} skipped: ${s.reason}`);
     for (const r of refused) this.refuse(r.name, r.reason, undefined, r.detail && `${r.dir}: ${r.detail}`);
     for (const p of loaded) this.states.set(p.name, { name: p.name, status: 'loading', pkg: p });
     if (loaded.length === 0) return;
@@ -175,7 +176,8 @@ export class FlowService {
       }
       const provider = fwd.ok && inv.ok && fwd.provider === 'cuda' && inv.provider === 'cuda' ? 'cuda' : 'cpu';
       const fallback = fwd.ok && fwd.fallbackReason;
-      if (fallback) this.log.warn({ model: pkg.name, reason: fallback }, `CUDA execution provider unavailable for ${pkg.name}; falling back to CPU`);
+      // Not installed (session.ts CUDA_NOT_INSTALLED; the main process never loads ORT to import it) is a plain CPU start: info. Installed but failing needs action: warn.
+      if (fallback) this.log[fallback.startsWith('CUDA execution provider libraries are not installed') ? 'info' : 'warn']({ model: pkg.name, reason: fallback }, `CUDA execution provider unavailable for ${pkg.name}; falling back to CPU`);
       const model = new FlowModel(pkg, provider, this.batcher(pkg, 'forward'), this.batcher(pkg, 'inverse'));
       try {
         await this.warmUp(model);
@@ -284,66 +286,28 @@ export class FlowService {
     throw new ModelNotFoundError(wanted, [...this.states.keys()]);
   }
 
-  /**
-   * Likelihood plus anomaly scores (docs/anomaly.md). `scores` picks which to compute (default: all
-   * the model has); the others are null. anomalyScore needs the model's default score among them.
-   */
-  async likelihood(model: FlowModel, x: Float64Array, n: number, opts: { scores?: readonly ScoreName[] } = {}): Promise<ScoredLikelihood[]> {
-    const available = model.scores;
-    const wanted = new Set(opts.scores ?? available);
-    for (const s of wanted)
-      if (!available.includes(s))
-        throw new InvalidInputError('scores', `model ${model.name} has no '${s}' score (${IMAGE_SCORES.includes(s) ? 'it needs an 8-bit image model' : 'it needs calibration statistics'}); it has: ${available.join(', ')}`, { allowed: available });
-    // The image code lengths are computed on the event loop while the flow runs on the inference worker.
-    const images = IMAGE_SCORES.some((s) => wanted.has(s)) ? toPixels(x, n, model) : [];
-    const rawBits = model.dim * 8;
-    const [results, png, jpegLs] = await Promise.all([
-      model.likelihood(x, n),
-      wanted.has('complexity') ? codeBits(images, model, losslessPng) : null,
-      wanted.has('complexityJpegLs') ? codeBits(images, model, losslessJpegLs).then((bits) => bits.map((b) => twoPartCodeBits(b, rawBits))) : null,
-    ]);
-    const cal = model.manifest.calibration;
-    const nllStats = cal?.scores.nll;
-    const stats = cal?.scores[cal.defaultScore];
-    return results.map((r, i) => {
-      const nll = -r.logLikelihood;
-      const scores: Record<ScoreName, number | null> = {
-        nll: wanted.has('nll') ? nll : null,
-        typicality: wanted.has('typicality') && nllStats ? typicality(nll, nllStats) : null,
-        complexity: png ? complexityScore(r.bitsPerDim, model.dim, png[i]) : null,
-        complexityJpegLs: jpegLs ? complexityScore(r.bitsPerDim, model.dim, jpegLs[i]) : null,
-      };
-      const chosen = cal ? scores[cal.defaultScore as ScoreName] ?? null : null;
-      if (chosen === null || !stats) return { ...r, scores, anomalyScore: null, isAnomaly: null };
-      return { ...r, scores, anomalyScore: normalizeScore(chosen, stats), isAnomaly: chosen > stats.threshold };
-    });
+  // The four operations (src/service/operations.ts), each answering with finished results.
+  encode(model: FlowModel, x: Float64Array, n: number, field: string) {
+    return ops.encode(model, x, n, field);
+  }
+
+  decode(model: FlowModel, latents: Float64Array, n: number, opts: { output?: OutputForm } = {}) {
+    return ops.decode(model, latents, n, opts);
+  }
+
+  sample(model: FlowModel, opts: { count: number; temperature?: number; seed: number; output?: OutputForm }) {
+    checkCount('count', opts.count, this.config.maxSamplesPerRequest, 'MAX_SAMPLES_PER_REQUEST');
+    return ops.sample(model, opts);
+  }
+
+  likelihood(model: FlowModel, x: Float64Array, n: number, opts: LikelihoodOptions = {}) {
+    return ops.likelihood(model, x, n, { maxRows: this.config.maxItemsPerRequest, ...opts });
   }
 
   /** Public description of every known model (GET /models). */
   describe(): ModelState[] {
     return [...this.states.values()];
   }
-}
-
-type LosslessCodec = (images: readonly Uint8Array[], channels: number, height: number, width: number) => Promise<Uint8Array[]>;
-
-/** The inputs as 8-bit images (CHW), the form the image codes compress. */
-function toPixels(x: Float64Array, n: number, model: FlowModel): Uint8Array[] {
-  return Array.from({ length: n }, (_, i) => dataToPixels(x.subarray(i * model.dim, (i + 1) * model.dim), 8) as Uint8Array);
-}
-
-/** L(x) in bits: the length of each 8-bit image under a lossless image code. */
-async function codeBits(images: Uint8Array[], model: FlowModel, codec: LosslessCodec): Promise<number[]> {
-  const [c, h, w] = model.manifest.data.shape;
-  return (await codec(images, c, h, w)).map((code) => 8 * code.length);
-}
-
-/** Batch typicality test against the held-out NLL distribution, seeded so answers repeat. */
-export function batchTest(model: FlowModel, results: ScoredLikelihood[]): BatchTypicality | null {
-  const cal = model.manifest.calibration;
-  if (!cal?.nllQuantiles || !cal.scores.nll) return null;
-  const rng = new Rng(0x5eed ^ results.length);
-  return batchTypicality(results.map((r) => -r.logLikelihood), cal.scores.nll.mean, cal.nllQuantiles, cal.targetFalsePositiveRate, () => rng.nextOpen01());
 }
 
 /** The verified bytes of a package's two graphs; the weights file is one shared buffer (sent once per worker). */

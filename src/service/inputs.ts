@@ -3,6 +3,7 @@ import { decodeImages } from '../imaging/image-codec.js';
 import { pixelsToData } from '../flow/quantize.js';
 import { InvalidImageError, InvalidInputError, LimitExceededError } from '../errors.js';
 import type { FlowModel } from './flow-model.js';
+import { inSupport, type Support } from '../flow/preprocess.js';
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 const DATA_URL = /^data:image\/[a-z0-9.+-]+;base64,/i;
@@ -12,8 +13,8 @@ export function checkCount(field: string, count: number, max: number, limit: str
   if (count < 1) throw new InvalidInputError(field, 'must hold at least one item');
 }
 
-/** Number rows (inputs in data space, or latents) → one flat Float64Array. */
-export function rowsFromArrays(field: string, rows: number[][], model: FlowModel, range: [number, number] | null): Float64Array {
+/** Number rows (inputs in data space, checked against the support; or latents, null) → one flat Float64Array. */
+export function rowsFromArrays(field: string, rows: number[][], model: FlowModel, support: Support | null): Float64Array {
   const d = model.dim;
   const out = new Float64Array(rows.length * d);
   rows.forEach((row, i) => {
@@ -21,7 +22,8 @@ export function rowsFromArrays(field: string, rows: number[][], model: FlowModel
     for (let j = 0; j < d; j++) {
       const v = row[j];
       if (!Number.isFinite(v)) throw new InvalidInputError(`${field}[${i}][${j}]`, 'must be a finite number (no NaN, Infinity or overflow)');
-      if (range && (v < range[0] || v > range[1])) throw new InvalidInputError(`${field}[${i}][${j}]`, `must lie in the data range [${range[0]}, ${range[1]}], got ${v}`);
+      if (support && !inSupport(support, v))
+        throw new InvalidInputError(`${field}[${i}][${j}]`, `must lie in the model's support, the open interval (${support.min}, ${support.max}) its preprocessing is defined on (GET /models/${model.name}: input.support), got ${v}`, { support: [support.min, support.max] });
       out[i * d + j] = v;
     }
   });

@@ -5,7 +5,8 @@
 // the check is never used. Reasons name files relative to the package, never an absolute path.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import type { Dirent } from 'node:fs';
+import { readdir, readFile, readlink, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Value } from '@sinclair/typebox/value';
 import { LuFileSchema, ManifestSchema, type Manifest } from '../config/manifest-schema.js';
@@ -88,6 +89,10 @@ export async function loadPackage(dir: string, name: string): Promise<ModelPacka
   if (schemaError) throw new PackageError(`flow.json does not match the manifest schema: ${schemaError}`);
   const manifest = manifestJson as Manifest;
   if (manifest.name !== name) throw new PackageError(`flow.json names '${manifest.name}' but the folder is '${name}'`);
+  // A default the package's own measurement calls unusable would make every plain /sample request degenerate.
+  const maxT = manifest.sampling?.maxTemperature;
+  if (maxT !== undefined && manifest.defaultTemperature > maxT)
+    throw new PackageError(`defaultTemperature ${manifest.defaultTemperature} is above the measured maximum ${maxT} (sampling.maxTemperature)`);
 
   const referenced = [manifest.graphs.forward, manifest.graphs.inverse, manifest.graphs.weights, manifest.lu?.file].filter((f): f is string => !!f);
   for (const f of referenced) if (!(f in manifest.files)) throw new PackageError(`flow.json files has no sha256 for '${f}'`);
@@ -142,16 +147,53 @@ export async function loadPackage(dir: string, name: string): Promise<ModelPacka
   return { name, dir, manifest, lu, scores, bytes };
 }
 
-/** Every sub-folder of modelDir that holds a flow.json is a package. */
-export async function loadPackages(modelDir: string): Promise<{ loaded: ModelPackage[]; refused: RefusedPackage[] }> {
+/** An entry of MODEL_DIR that is not a package (no flow.json): not an error, but worth a log line. */
+export interface SkippedEntry {
+  name: string;
+  dir: string;
+  reason: string;
+}
+
+/**
+ * What an entry of MODEL_DIR is, following symbolic links (a MODEL_DIR of links to package folders
+ * elsewhere is a common deployment). A link that leads nowhere usable is refused by name, so the
+ * operator sees it; a plain file is not a package candidate and is ignored.
+ */
+async function classify(dir: string, entry: Dirent): Promise<'folder' | 'other' | Omit<RefusedPackage, 'name' | 'dir'>> {
+  if (entry.isDirectory()) return 'folder';
+  if (!entry.isSymbolicLink()) return 'other';
+  const target = await readlink(dir).catch(() => '?');
+  try {
+    if ((await stat(dir)).isDirectory()) return 'folder';
+    return { reason: 'symbolic link to something that is not a folder (a package is a folder holding flow.json)', detail: `links to ${target}` };
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return { reason: 'symbolic link whose target does not exist (dangling link)', detail: `links to ${target}` };
+    return { reason: `symbolic link whose target cannot be read (${code ?? 'error'})`, detail: `links to ${target}: ${String(err)}` };
+  }
+}
+
+/**
+ * Every sub-folder of modelDir (or symbolic link to one) that holds a flow.json is a package.
+ * Folders without one are returned as `skipped`, for the log.
+ */
+export async function loadPackages(modelDir: string): Promise<{ loaded: ModelPackage[]; refused: RefusedPackage[]; skipped: SkippedEntry[] }> {
   const entries = await readdir(modelDir, { withFileTypes: true });
   const loaded: ModelPackage[] = [];
   const refused: RefusedPackage[] = [];
-  for (const e of entries.filter((d) => d.isDirectory()).sort((a, b) => a.name.localeCompare(b.name))) {
+  const skipped: SkippedEntry[] = [];
+  for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
     const dir = join(modelDir, e.name);
+    const kind = await classify(dir, e);
+    if (kind === 'other') continue;
+    if (kind !== 'folder') {
+      refused.push({ name: e.name, dir, ...kind });
+      continue;
+    }
     try {
       await stat(join(dir, 'flow.json'));
     } catch {
+      skipped.push({ name: e.name, dir, reason: 'no flow.json: not a model package' });
       continue;
     }
     try {
@@ -161,5 +203,5 @@ export async function loadPackages(modelDir: string): Promise<{ loaded: ModelPac
       else refused.push({ name: e.name, dir, reason: 'the package could not be read', detail: String(err) });
     }
   }
-  return { loaded, refused };
+  return { loaded, refused, skipped };
 }

@@ -24,3 +24,14 @@ test('pixels ↔ data: k ↦ (k + 0.5)/256 and back', () => {
   assert.deepEqual(dataToPixels(x, 8), k);
   assert.deepEqual(Array.from(dataToPixels([-0.3, 1.7, NaN], 8)), [0, 255, 0]);
 });
+
+test('logMeanExp: log of the mean of exp per group, exact where it can be, without overflow, and ≥ the mean (Jensen)', async () => {
+  const { logMeanExp } = await import('../../src/flow/density.js');
+  const out = logMeanExp([0, Math.log(3), 1000, 1000, -Infinity, -Infinity], 3, 2);
+  assert.ok(Math.abs(out[0] - Math.log(2)) < 1e-15);
+  assert.equal(out[1], 1000);
+  assert.equal(out[2], -Infinity);
+  const xs = [-2500.1, -2490.7, -2510.3, -2499.9];
+  const [lme] = logMeanExp(xs, 1, 4);
+  assert.ok(lme >= xs.reduce((a, b) => a + b) / 4 && lme <= Math.max(...xs));
+});

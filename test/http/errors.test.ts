@@ -49,7 +49,7 @@ test('BAD CALL - missing required field → 400 naming it', async () => {
 test('BAD CALL - wrong types are not coerced → 400 naming the field', async () => {
   assertError(await post(app, '/sample', { model: V, count: '3' }), 'VALIDATION_ERROR', /body\.count: must be a finite integer/);
   assertError(await post(app, '/likelihood', { model: V, inputs: [[1, 'a']] }), 'VALIDATION_ERROR', /body\.inputs\[0\]\[1\]: must be a finite number/);
-  assertError(await post(app, '/likelihood', { model: V, inputs: [1, 2] }), 'VALIDATION_ERROR', /body\.inputs\[0\]: must be array/);
+  assertError(await post(app, '/likelihood', { model: V, inputs: [1, 2] }), 'VALIDATION_ERROR', /body\.inputs\[0\]: must be an array: send a list of rows/);
   assertError(await post(app, '/likelihood', [1, 2]), 'VALIDATION_ERROR', /body: must be object/);
 });
 
@@ -89,7 +89,7 @@ test('BAD CALL - both or neither of inputs and images → 400', async () => {
 
 test('BAD CALL - unknown, repeated or unavailable scores → 400 naming scores', async () => {
   const row = [[0, 0]];
-  assertError(await post(app, '/likelihood', { model: V, inputs: row, scores: ['nll', 'likelihoodRatio'] }), 'VALIDATION_ERROR', /body\.scores\[1\]: must be equal to one of the allowed values/);
+  assertError(await post(app, '/likelihood', { model: V, inputs: row, scores: ['nll', 'likelihoodRatio'] }), 'VALIDATION_ERROR', /body\.scores\[1\]: must be one of "nll", "typicality", "complexity", "complexityJpegLs"/);
   assertError(await post(app, '/likelihood', { model: V, inputs: row, scores: ['nll', 'nll'] }), 'VALIDATION_ERROR', /body\.scores: must NOT have duplicate items/);
   assertError(await post(app, '/likelihood', { model: V, inputs: row, scores: 'nll' }), 'VALIDATION_ERROR', /body\.scores: must be array/);
   const res = await post(app, '/likelihood', { model: V, inputs: row, scores: ['complexityJpegLs'] });
@@ -277,4 +277,63 @@ test('BAD CALL - crashed inference worker → 503 for its requests only; the wor
   } finally {
     await crashy.close();
   }
+});
+
+test('BAD CALL - output forms and formats: every allowed value is named, impossible combinations are refused by name', async () => {
+  assertError(await post(app, '/sample', { model: V, count: 1, format: 'jpeg' }), 'VALIDATION_ERROR', /body\.format: must be one of "array", "png"/);
+  assertError(await post(app, '/sample', { model: V, count: 1, output: 'rounded' }), 'VALIDATION_ERROR', /body\.output: must be one of "raw", "clamped", "quantized"/);
+  assertError(await post(app, '/sample', { model: V, count: 1, output: 'quantized' }), 'INVALID_INPUT', /output: model .* has no bit depth .*its forms are "raw"/);
+  assertError(await post(app, '/decode', { model: V, latents: [[0, 0]], output: 'clamped' }), 'INVALID_INPUT', /output: model .* has no data range/);
+  assertError(await post(app, '/sample', { model: V, count: 1, format: 'png' }), 'INVALID_INPUT', /format: model .* produces vectors: use "array"/);
+  if (image) {
+    const latents = [new Array(image.manifest.latent.size).fill(0)];
+    assertError(await post(app, '/sample', { model: image.name, count: 1, format: 'png', output: 'raw' }), 'INVALID_INPUT', /format: "png" holds quantized pixels: use output "quantized" or format "array"/);
+    assertError(await post(app, '/decode', { model: image.name, latents, format: 'png', output: 'clamped' }), 'INVALID_INPUT', /format: "png" holds quantized pixels/);
+  }
+});
+
+test('BAD CALL - a temperature above the model\'s measured range → 400 naming the range', async () => {
+  const measured = packages.find((p) => p.manifest.sampling && p.manifest.sampling.maxTemperature < 2);
+  assert.ok(measured, 'a shipped model has a measured temperature range below 2');
+  const max = measured.manifest.sampling!.maxTemperature;
+  const res = await post(app, '/sample', { model: measured.name, count: 1, temperature: Math.min(2, max + 0.05) });
+  assertError(res, 'INVALID_INPUT', new RegExp(`temperature: must be at most ${max} for model ${measured.name}: its measured usable range is 0 < T ≤ ${max}`));
+  assert.equal(res.body.error.details.max, max);
+  assert.equal((await post(app, '/sample', { model: measured.name, count: 1, temperature: max, format: 'array' })).status, 200);
+});
+
+test('BAD CALL - dequantization options: only for /likelihood, "uniform" only for quantized data, draws and seed only with "uniform"', async () => {
+  const row = [[0.1, 0.2]];
+  assertError(await post(app, '/likelihood', { model: V, inputs: row, dequantization: 'uniform' }), 'INVALID_INPUT', /dequantization: "uniform" needs quantized data/);
+  assertError(await post(app, '/likelihood', { model: V, inputs: row, dequantization: 'gaussian' }), 'VALIDATION_ERROR', /body\.dequantization: must be one of "centre", "uniform"/);
+  assertError(await post(app, '/likelihood', { model: V, inputs: row, draws: 4 }), 'INVALID_INPUT', /draws: is only for dequantization "uniform"/);
+  assertError(await post(app, '/likelihood', { model: V, inputs: row, seed: 4 }), 'INVALID_INPUT', /seed: is only for dequantization "uniform"/);
+  assertError(await post(app, '/encode', { model: V, inputs: row, dequantization: 'centre' }), 'INVALID_INPUT', /dequantization: is only for \/likelihood/);
+  assertError(await post(app, '/likelihood', { model: V, inputs: row, dequantization: 'uniform', draws: 65 }), 'VALIDATION_ERROR', /body\.draws: must be <= 64/);
+  if (image) {
+    const px = [new Array(image.manifest.latent.size).fill(0.5)];
+    // 16 items per request in this app: 2 inputs × 9 draws = 18 rows
+    assertError(await post(app, '/likelihood', { model: image.name, inputs: [px[0], px[0]], dequantization: 'uniform', draws: 9 }), 'LIMIT_EXCEEDED', /draws: at most 16 rows \(inputs × draws\) allowed \(MAX_ITEMS_PER_REQUEST\), got 18/);
+    const outside = [px[0].map((v, i) => (i === 3 ? 1.01 : v))];
+    if (image.manifest.preprocessing.transform.kind !== 'logit' || 1.01 < 1.05)
+      assertError(await post(app, '/likelihood', { model: image.name, inputs: outside, dequantization: 'uniform' }), 'INVALID_INPUT', /inputs\[0\]\[3\]: dequantization "uniform" scores 8-bit pixels: values must lie in the data range \[0, 1\], got 1\.01/);
+  }
+});
+
+test('BAD CALL - inputs outside the model\'s support name the open interval; values outside [0, 1] inside it are accepted', async () => {
+  const logit = packages.find((p) => p.manifest.preprocessing.transform.kind === 'logit');
+  assert.ok(logit, 'a shipped model has logit preprocessing');
+  const d = logit.manifest.latent.size;
+  const alpha = (logit.manifest.preprocessing.transform as { alpha: number }).alpha;
+  const lo = -alpha / (1 - 2 * alpha);
+  const row = new Array(d).fill(0.5);
+  assert.equal((await post(app, '/likelihood', { model: logit.name, inputs: [row.map((v, i) => (i === 7 ? lo / 2 : v))] })).status, 200, 'a value below 0 but inside the support');
+  assertError(await post(app, '/likelihood', { model: logit.name, inputs: [row.map((v, i) => (i === 7 ? lo : v))] }), 'INVALID_INPUT', /inputs\[0\]\[7\]: must lie in the model's support, the open interval \(-0\.05\d+, 1\.05\d+\)/);
+  const affine = packages.find((p) => p.manifest.data.kind === 'image' && p.manifest.preprocessing.transform.kind !== 'logit');
+  if (affine) assert.equal((await post(app, '/encode', { model: affine.name, inputs: [new Array(affine.manifest.latent.size).fill(1.5)] })).status, 200, 'affine preprocessing is defined on all reals');
+});
+
+test('BAD CALL - nested [C][H][W] arrays get a hint to flatten', async () => {
+  const res = await post(app, '/likelihood', { model: V, inputs: [[[0.1], [0.2]]] });
+  assertError(res, 'VALIDATION_ERROR', /body\.inputs\[0\]\[0\]: must be a finite number; each row is one flat array of numbers: flatten nested arrays row-major/);
 });

@@ -95,7 +95,7 @@ for (const pkg of packages)
       assert.equal(s.redrawn, 0, `T=${temperature}: ${s.redrawn} of 128 draws decoded to non-finite values`);
       let max = 0;
       for (const v of s.outputs) max = Math.max(max, Math.abs(v));
-      // at T = 2 a draw lies far outside the typical set: finiteness only (scripts/flowexport/stability.py)
+      // at T = 2 a draw lies far outside the typical set: finiteness only (exporter/flowexport/stability.py)
       if (temperature === 1) assert.ok(max <= 1e4, `T=1: max |x| ${max}`);
     }
   });

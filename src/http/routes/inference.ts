@@ -9,8 +9,9 @@ import { MAX_SEED, randomSeed } from '../../flow/random.js';
 import { encodePng } from '../../imaging/image-codec.js';
 import type { FlowModel } from '../../service/flow-model.js';
 import { MultipartForm } from '../multipart-body.js';
-import { batchTest, type FlowService } from '../../service/flow-service.js';
-import { assertFiniteRows, checkCount, decodeBase64, rowsFromArrays, rowsFromImages } from '../../service/inputs.js';
+import type { FlowService } from '../../service/flow-service.js';
+import { checkCount, decodeBase64, rowsFromArrays, rowsFromImages } from '../../service/inputs.js';
+import { DEQUANTIZATIONS, MAX_DEQUANTIZATION_DRAWS, type Dequantization, type Outputs } from '../../service/operations.js';
 import {
   DataBody,
   DecodeBody,
@@ -58,7 +59,28 @@ export function inferenceRoutes(app: FastifyInstance, service: FlowService, conf
   };
 
   /** JSON {inputs | images} or multipart image files → validated data-space rows. */
-  async function readData(request: FastifyRequest): Promise<{ model: FlowModel; x: Float64Array; n: number; field: string; batchTest: boolean; scores?: ScoreName[] }> {
+  interface Read {
+    model: FlowModel;
+    x: Float64Array;
+    n: number;
+    field: string;
+    batchTest: boolean;
+    scores?: ScoreName[];
+    dequantization?: Dequantization;
+    draws?: number;
+    seed?: number;
+  }
+
+  /** The multipart text field as a whole number in [min, max], with the JSON schema's rule. */
+  function intField(fields: Record<string, string | undefined>, name: string, min: number, max: number): number | undefined {
+    const v = fields[name];
+    if (v === undefined) return undefined;
+    const n = /^[0-9]{1,10}$/.test(v) ? Number(v) : NaN;
+    if (!(n >= min && n <= max)) throw new InvalidInputError(name, `must be a whole number from ${min} to ${max}, got '${echo(v)}'`);
+    return n;
+  }
+
+  async function readData(request: FastifyRequest): Promise<Read> {
     const images = { resize: false, maxPixels: config.maxImagePixels, maxRequestPixels: config.maxRequestPixels };
     if (request.body instanceof MultipartForm) {
       // parsed and bounded by multipart-body.ts (known fields, each once and short; file count)
@@ -67,95 +89,118 @@ export function inferenceRoutes(app: FastifyInstance, service: FlowService, conf
         throw new ValidationError(`model: must match pattern "${ModelName.pattern}" (lower-case letters, digits and '-', at most 64)`, { field: 'model', rule: 'pattern' });
       for (const f of ['resize', 'batchTest'] as const) if (fields[f] !== undefined && fields[f] !== 'true' && fields[f] !== 'false') throw new InvalidInputError(f, 'must be true or false');
       const scores = fields.scores === undefined ? undefined : parseScoreList(fields.scores);
+      if (fields.dequantization !== undefined && !(DEQUANTIZATIONS as readonly string[]).includes(fields.dequantization))
+        throw new InvalidInputError('dequantization', `must be one of ${DEQUANTIZATIONS.map((d) => `"${d}"`).join(', ')}, got '${echo(fields.dequantization)}'`, { allowed: DEQUANTIZATIONS });
+      const dequant = { dequantization: fields.dequantization as Dequantization | undefined, draws: intField(fields, 'draws', 1, MAX_DEQUANTIZATION_DRAWS), seed: intField(fields, 'seed', 0, MAX_SEED) };
       const model = pick(request, fields.model);
       checkCount('images', files.length, config.maxItemsPerRequest, 'MAX_ITEMS_PER_REQUEST');
       const x = await rowsFromImages('images', files, model, { ...images, resize: fields.resize === 'true' });
-      return { model, x, n: files.length, field: 'images', batchTest: fields.batchTest === 'true', scores };
+      return { model, x, n: files.length, field: 'images', batchTest: fields.batchTest === 'true', scores, ...dequant };
     }
     const body = request.body as DataBody;
     const model = pick(request, body.model);
     if ((body.inputs === undefined) === (body.images === undefined)) throw new InvalidInputError('inputs', 'send exactly one of "inputs" or "images"');
+    const common = { batchTest: body.batchTest ?? false, scores: body.scores, dequantization: body.dequantization, draws: body.draws, seed: body.seed };
     if (body.inputs) {
       checkCount('inputs', body.inputs.length, config.maxItemsPerRequest, 'MAX_ITEMS_PER_REQUEST');
-      return { model, x: rowsFromArrays('inputs', body.inputs, model, model.manifest.data.range as [number, number] | null), n: body.inputs.length, field: 'inputs', batchTest: body.batchTest ?? false, scores: body.scores };
+      return { model, x: rowsFromArrays('inputs', body.inputs, model, model.support), n: body.inputs.length, field: 'inputs', ...common };
     }
     const encoded = body.images!;
     checkCount('images', encoded.length, config.maxItemsPerRequest, 'MAX_ITEMS_PER_REQUEST');
     const buffers = encoded.map((s, i) => decodeBase64(`images[${i}]`, s));
     const x = await rowsFromImages('images', buffers, model, { ...images, resize: body.resize ?? false });
-    return { model, x, n: encoded.length, field: 'images', batchTest: body.batchTest ?? false, scores: body.scores };
+    return { model, x, n: encoded.length, field: 'images', ...common };
   }
 
-  async function render(model: FlowModel, outputs: Float64Array, n: number, format: 'array' | 'png') {
+  /** Only /likelihood takes these: refuse them by name elsewhere rather than ignore them. */
+  function likelihoodOnly(read: Read): void {
+    for (const f of ['scores', 'dequantization', 'draws', 'seed'] as const) if (read[f] !== undefined) throw new InvalidInputError(f, 'is only for /likelihood');
+    if (read.batchTest) throw new InvalidInputError('batchTest', 'is only for /likelihood');
+  }
+
+  /** Outputs as rows or PNGs; a PNG holds 8-bit pixels, so it needs the quantized form. */
+  async function render(model: FlowModel, done: Outputs, n: number, format: 'array' | 'png') {
     const { data } = model.manifest;
-    if (format === 'array') return { outputs: toRows(outputs, n, model.dim) };
-    if (data.kind !== 'image' || data.bitDepth === null) throw new InvalidInputError('format', `model ${model.name} produces vectors: use "array"`);
+    const common = { output: done.output, logLikelihood: Array.from(done.logLikelihood) };
+    if (format === 'array') return { outputs: toRows(done.outputs, n, model.dim), ...common };
+    if (data.kind !== 'image' || data.bitDepth === null) throw new InvalidInputError('format', `model ${model.name} produces vectors: use "array"`, { allowed: ['array'] });
+    if (done.output !== 'quantized') throw new InvalidInputError('format', `"png" holds quantized pixels: use output "quantized" (the default for this model) or format "array" for ${done.output} values`);
     const [c, h, w] = data.shape;
     const images: string[] = [];
     for (let i = 0; i < n; i++) {
-      const pixels = dataToPixels(outputs.subarray(i * model.dim, (i + 1) * model.dim), data.bitDepth) as Uint8Array;
+      const pixels = dataToPixels(done.outputs.subarray(i * model.dim, (i + 1) * model.dim), data.bitDepth) as Uint8Array;
       images.push((await encodePng(pixels, c, h, w)).toString('base64'));
     }
-    return { images };
+    return { images, ...common };
+  }
+
+  /** Check the format against the output form before any inference runs. */
+  function checkFormat(model: FlowModel, format: 'array' | 'png', output: string | undefined): void {
+    if (format !== 'png') return;
+    const { data } = model.manifest;
+    if (data.kind !== 'image' || data.bitDepth === null) throw new InvalidInputError('format', `model ${model.name} produces vectors: use "array"`, { allowed: ['array'] });
+    if (output !== undefined && output !== 'quantized') throw new InvalidInputError('format', `"png" holds quantized pixels: use output "quantized" or format "array" for ${output} values`);
   }
 
   r.post('/encode', {
     schema: { summary: 'Map data to standard-normal latents (forward).', tags: ['inference'], consumes: ['application/json', 'multipart/form-data'], body: dataBodySchema as never, response: { 200: EncodeResponse, ...inferenceErrors } },
     handler: async (request) => {
-      const { model, x, n, field, batchTest: wantBatchTest, scores } = await readData(request);
-      if (wantBatchTest) throw new InvalidInputError('batchTest', 'is only for /likelihood');
-      if (scores) throw new InvalidInputError('scores', 'is only for /likelihood');
-      const { latents, logDet } = await model.encode(x, n);
-      assertFiniteRows(field, latents, logDet, n, model.dim, 'maps to');
+      const read = await readData(request);
+      likelihoodOnly(read);
+      const { model, x, n, field } = read;
+      const { latents, logDet } = await service.encode(model, x, n, field);
       return { model: model.name, latents: toRows(latents, n, model.dim), logDet: Array.from(logDet) };
     },
   });
 
   r.post('/decode', {
-    schema: { summary: 'Map latents back to data (inverse).', tags: ['inference'], body: DecodeBody, response: { 200: DecodeResponse, ...inferenceErrors } },
+    schema: { summary: 'Map latents back to data (inverse), in an output form, with the log-likelihood of each output.', tags: ['inference'], body: DecodeBody, response: { 200: DecodeResponse, ...inferenceErrors } },
     handler: async (request) => {
       const body = request.body;
       const model = pick(request, body.model);
       checkCount('latents', body.latents.length, config.maxItemsPerRequest, 'MAX_ITEMS_PER_REQUEST');
       const z = rowsFromArrays('latents', body.latents, model, null);
       const n = body.latents.length;
-      const { outputs } = await model.decode(z, n);
-      assertFiniteRows('latents', outputs, null, n, model.dim, 'decodes to');
-      return { model: model.name, ...(await render(model, outputs, n, body.format ?? 'array')) };
+      const format = body.format ?? 'array';
+      checkFormat(model, format, body.output);
+      const done = await service.decode(model, z, n, { output: body.output });
+      return { model: model.name, ...(await render(model, done, n, format)) };
     },
   });
 
   r.post('/sample', {
-    schema: { summary: 'Draw samples at a temperature: ε ~ N(0, T²·I), x = inverse(ε).', tags: ['inference'], body: SampleBody, response: { 200: SampleResponse, ...inferenceErrors } },
+    schema: { summary: 'Draw samples at a temperature: ε ~ N(0, T²·I), x = inverse(ε), in an output form, with the log-likelihood of each output.', tags: ['inference'], body: SampleBody, response: { 200: SampleResponse, ...inferenceErrors } },
     handler: async (request) => {
       const body = request.body;
       const model = pick(request, body.model);
-      checkCount('count', body.count, config.maxSamplesPerRequest, 'MAX_SAMPLES_PER_REQUEST');
-      const temperature = body.temperature ?? model.manifest.defaultTemperature;
       const seed = body.seed ?? randomSeed();
-      if (seed > MAX_SEED) throw new InvalidInputError('seed', `must be at most ${MAX_SEED}`);
-      const format = body.format ?? (model.manifest.data.kind === 'image' ? 'png' : 'array');
-      const { outputs, logLikelihood, redrawn } = await model.sample(body.count, temperature, seed);
-      return { model: model.name, temperature, seed, ...(await render(model, outputs, body.count, format)), logLikelihood: Array.from(logLikelihood), redrawn };
+      const { data } = model.manifest;
+      const format = body.format ?? (data.kind === 'image' && data.bitDepth !== null ? 'png' : 'array');
+      checkFormat(model, format, body.output);
+      const done = await service.sample(model, { count: body.count, temperature: body.temperature, seed, output: body.output });
+      return {
+        model: model.name,
+        temperature: done.temperature,
+        seed,
+        ...(await render(model, done, body.count, format)),
+        ...(body.returnLatents ? { latents: toRows(done.latents, body.count, model.dim) } : {}),
+        redrawn: done.redrawn,
+      };
     },
   });
 
   r.post('/likelihood', {
     schema: {
-      summary: 'Exact log-likelihood, bits/dim and calibrated anomaly scores.',
+      summary: 'Exact log-likelihood and bits/dim (pixel centres, or uniform dequantization with K seeded draws), calibrated anomaly scores, batch typicality test.',
       tags: ['inference'],
       consumes: ['application/json', 'multipart/form-data'],
       body: dataBodySchema as never,
       response: { 200: LikelihoodResponse, ...inferenceErrors },
     },
     handler: async (request) => {
-      const { model, x, n, field, batchTest: wantBatchTest, scores } = await readData(request);
-      const results = await service.likelihood(model, x, n, { scores });
-      assertFiniteRows(field, results.map((r) => r.logLikelihood), null, n, 1, 'has a log-likelihood with');
-      if (!wantBatchTest) return { model: model.name, results };
-      const test = batchTest(model, results);
-      if (!test) throw new InvalidInputError('batchTest', `model ${model.name} ships no held-out NLL quantiles (calibration.nllQuantiles) to test against`);
-      return { model: model.name, results, batchTest: test };
+      const { model, x, n, field, ...opts } = await readData(request);
+      const answer = await service.likelihood(model, x, n, { field, ...opts });
+      return { model: model.name, ...answer };
     },
   });
 }

@@ -1,53 +1,30 @@
 // GET /models, /models/:name, /healthz, /readyz, /metrics.
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { Type, type Static } from '@sinclair/typebox';
+import { Type } from '@sinclair/typebox';
+import type { Config } from '../../config/config.js';
 import { ModelNotFoundError } from '../../errors.js';
 import { isAuthorized } from '../auth.js';
-import type { FlowService, ModelState } from '../../service/flow-service.js';
+import type { FlowService } from '../../service/flow-service.js';
+import { modelCard } from '../../service/model-card.js';
 import type { Metrics } from '../../service/metrics.js';
-import { ErrorRef, Health, ModelInfo, ModelList, Readiness } from '../schemas.js';
+import { Health, ModelInfo, ModelList, Readiness, notFoundError } from '../schemas.js';
 
-function info(s: ModelState): Static<typeof ModelInfo> {
-  const m = s.pkg?.manifest;
-  const base = { name: s.name, status: s.status, ...(s.reason ? { reason: s.reason } : {}) };
-  if (!m) return base;
-  return {
-    ...base,
-    family: m.family,
-    description: m.description,
-    dataKind: m.data.kind,
-    dataShape: m.data.shape,
-    latentSize: m.latent.size,
-    latentParts: m.latent.parts,
-    defaultTemperature: m.defaultTemperature,
-    ...(s.provider ? { provider: s.provider } : {}),
-    quality: {
-      dataset: m.training.dataset,
-      testLogLikelihood: m.training.test?.meanLogLikelihood ?? null,
-      testBitsPerDim: m.training.test?.bitsPerDim ?? null,
-      parameters: m.training.parameters ?? null,
-    },
-    scores: s.pkg!.scores,
-    anomaly: m.calibration ? { defaultScore: m.calibration.defaultScore, targetFalsePositiveRate: m.calibration.targetFalsePositiveRate } : null,
-  };
-}
-
-export function modelRoutes(app: FastifyInstance, service: FlowService, metrics: Metrics): void {
+export function modelRoutes(app: FastifyInstance, service: FlowService, metrics: Metrics, config: Config): void {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
 
   r.get('/models', { schema: { summary: 'Every model package found, with status and provider.', tags: ['models'], response: { 200: ModelList } } }, async () => ({
     defaultModel: service.defaultModel,
-    models: service.describe().map(info),
+    models: service.describe().map((s) => modelCard(s, config)),
   }));
 
   r.get(
     '/models/:name',
-    { schema: { summary: 'One model.', tags: ['models'], params: Type.Object({ name: Type.String({ maxLength: 200 }) }), response: { 200: ModelInfo, 404: ErrorRef } } },
+    { schema: { summary: 'One model: its input layout and support, limits, temperature range, output forms, likelihood protocols, calibration and quality figures (enough to build every request).', tags: ['models'], params: Type.Object({ name: Type.String({ maxLength: 200 }) }), response: { 200: ModelInfo, 404: notFoundError } } },
     async (request) => {
       const s = service.states.get(request.params.name);
       if (!s) throw new ModelNotFoundError(request.params.name, [...service.states.keys()]);
-      return info(s);
+      return modelCard(s, config);
     },
   );
 

@@ -5,14 +5,15 @@ onnxruntime-node). A flow whose inverse divides by an unbounded learned scale (e
 sigmoid coupling) can decode such draws to Inf/NaN or to absurd values; the exporter refuses those
 packages, and the same check runs on shipped packages from their files alone:
 
-    PYTHONPATH=scripts /usr/bin/python3 -m flowexport.stability models/*            # T = 1, 2 (the gate)
-    PYTHONPATH=scripts /usr/bin/python3 -m flowexport.stability models/* --temperatures 0.7 1 1.5 2
+    PYTHONPATH=exporter /usr/bin/python3 -m flowexport.stability models/*            # T = 1, 2 (the gate)
+    PYTHONPATH=exporter /usr/bin/python3 -m flowexport.stability models/* --temperatures 0.7 1 1.5 2
 
 A sample fails when any of its outputs (x in model input space, x in data space, logDet) is
 non-finite, or, at T <= 1, when max |x| in data space exceeds `limit`. Above T = 1 only finiteness
 is required: a T = 2 draw lies far outside the typical set (|eps| ~ 2 sqrt(D)) and an expanding
 flow may legitimately map it far outside the data range (the service clamps pixels for images). The draws are fixed (seeded) and the
-same eps is scaled by each T, so temperatures are directly comparable.
+same eps is scaled by each T, so temperatures are directly comparable. The usable range with a
+data-space bound, written into flow.json as `sampling`, is flowexport.temperature's.
 """
 from __future__ import annotations
 

@@ -1,15 +1,20 @@
 """Build a flowserve model package (docs/model-package.md) from a PyTorch flow, or refuse to.
 
-The flow module provides, in *model input space* y = pre(x):
+The contract (flowexport.contract checks it on every call and says what came back when it is broken).
+The flow module works in *model input space* y = pre(x) and provides:
 
-    flow(y, *w)              -> (*latent_parts, logdet)   forward, logdet = log|det dz/dy| [N]
-    flow.inverse(*parts, *w_inv) -> (y, logdet)           inverse, logdet = log|det dy/dz| [N]
+    flow(y, *w)                  -> (*latent_parts, logdet)   forward, logdet = log|det dz/dy| [N]
+    flow.inverse(*parts, *w_inv) -> (y, logdet)               inverse, logdet = log|det dy/dz| [N]
 
+with y [N, *data.shape] and latent part i [N, *latent.parts[i].shape], always a tuple of tensors,
 where w / w_inv are the 1x1-conv matrices built from `lu_layers` (Glow; empty otherwise). The
 graph log-dets exclude the preprocessing and LU terms; the reference values include them:
 
     logDet  = logdet_pre(x) + logdet_graph(y) + sum_k spatial_k * sum(logS_k)
     logProb = sum log N(latents; 0, 1) + logDet
+
+Before anything is traced, the complete manifest is validated against flow.json's JSON Schema
+(generated from the service's own schema) and the service's load-time rules (flowexport.manifest).
 
 Checks (any failure -> ExportError, the target folder is left untouched):
   * PyTorch float64: data-space round trip and forward+inverse log-det ~ 0
@@ -20,6 +25,8 @@ Checks (any failure -> ExportError, the target folder is left untouched):
   * ONNX inverse vs PyTorch float64 inverse on prior samples at the default temperature
   * sampling stability (flowexport.stability): 512 standard-normal draws at T = 1 and T = 2 through
     the ONNX inverse; every output finite, and max |x| <= 1e4 in data space at T = 1
+  * the usable temperature range (flowexport.temperature), written as `sampling`: refused when not
+    even T = 0.05 is usable, or when defaultTemperature exceeds the measured maximum
 Everything is written to a temporary sibling folder and renamed into place only when all pass.
 """
 from __future__ import annotations
@@ -37,15 +44,16 @@ import onnx
 import torch
 
 from . import onnx_io
-from .ort import run_onnx
+from .contract import call_forward, call_inverse
+from .errors import ExportError
+from .manifest import schema, to_json, validate_manifest
+from .ort import check_runtime, run_onnx
 from .preprocessing import log_standard_normal, transform_forward, transform_inverse
 from .stability import ABS_LIMIT, GATE_TEMPERATURES, SAMPLE_COUNT, sample_stability
 
 FORMAT_VERSION = 1
-
-
-class ExportError(RuntimeError):
-    """The package failed its own checks; nothing was written."""
+# flow.json fields the exporter derives; a caller's values for them are replaced
+DERIVED = ("formatVersion", "graphs", "lu", "files", "sampling")
 
 
 @dataclass
@@ -101,24 +109,80 @@ def _split_parts(flat: np.ndarray, parts: list) -> list:
     return out
 
 
+def complete_manifest(manifest: dict, lu_count: int, files: dict, sampling: dict | None = None) -> dict:
+    """flow.json from the caller's fields plus the derived ones, in the documented order. Tolerates a
+    malformed manifest (missing or wrong fields stay missing or wrong) so that validation can name them."""
+    m = manifest
+    latent = m.get("latent")
+    if isinstance(latent, dict):
+        latent = dict(latent)
+        try:
+            latent["size"] = int(sum(int(np.prod(p["shape"])) for p in latent["parts"])) or 1
+        except (KeyError, TypeError, ValueError):
+            latent["size"] = 1  # the malformed parts are reported by validation
+    full = {"formatVersion": FORMAT_VERSION}
+    for key in ("name", "family"):
+        if key in m:
+            full[key] = m[key]
+    full["description"] = m.get("description", "")
+    for key in ("data", "preprocessing"):
+        if key in m:
+            full[key] = m[key]
+    full["graphs"] = {"forward": "forward.onnx", "inverse": "inverse.onnx", "weights": "weights.bin"}
+    if latent is not None:
+        full["latent"] = latent
+    full["lu"] = {"file": "lu.json", "layers": lu_count} if lu_count else None
+    for key in ("prior", "defaultTemperature"):
+        if key in m:
+            full[key] = m[key]
+    if sampling is not None:
+        full["sampling"] = sampling
+    if "training" in m:
+        full["training"] = m["training"]
+    full["calibration"] = m.get("calibration")
+    full["files"] = files
+    return to_json(full)
+
+
+def check_manifest(manifest: dict, out_dir=None, lu_count: int = 0) -> dict:
+    """Validate the caller's manifest as the complete flow.json it will become (ExportError naming every
+    violated rule); returns that flow.json without files and sampling. Runs before anything is traced."""
+    if not isinstance(manifest, dict):
+        raise ExportError(f"manifest must be a dict of flow.json fields (docs/model-package.md); got {type(manifest).__name__}")
+    unknown = sorted(set(manifest) - set(schema()["properties"]))
+    if unknown:
+        raise ExportError(f"manifest has unknown field(s) {', '.join(repr(k) for k in unknown)}; flow.json's fields are "
+                          f"{', '.join(schema()['properties'])} (docs/model-package.md)")
+    full = complete_manifest(manifest, lu_count, {})
+    validate_manifest(full, Path(out_dir).name if out_dir is not None else None)
+    return full
+
+
 def export_package(flow: torch.nn.Module, manifest: dict, out_dir, reference_inputs, lu_layers=(),
                    opset: int = 17, tolerances: Tolerances | None = None, sample_count: int = 8,
                    sample_seed: int = 0, max_package_bytes: int | None = None,
-                   stability_temperatures=GATE_TEMPERATURES, stability_count: int = SAMPLE_COUNT, log=print) -> dict:
+                   stability_temperatures=GATE_TEMPERATURES, stability_count: int = SAMPLE_COUNT,
+                   sampling_bound=None, log=print) -> dict:
     """Write models/<name>/ from `flow`. `manifest` holds every flow.json field except formatVersion,
-    graphs, latent.size, lu and files, which are derived here. Returns a report of all checks."""
+    graphs, latent.size, lu, sampling and files, which are derived here (values given for them are
+    replaced); its `name` must be out_dir's folder name. `sampling_bound` ([low, high], data space) is
+    the temperature criterion's bound for data without a range (vectors), e.g. the training data's box
+    widened by its width (flowexport.temperature.box_bound); default ±1e4. Returns a report of all checks."""
+    from . import temperature as temperature_range  # here: keeps `python3 -m flowexport.temperature` free of a double import
+
     tol = tolerances or Tolerances()
     out_dir = Path(out_dir)
-    name = manifest["name"]
-    data_shape = list(manifest["data"]["shape"])
-    dim = int(np.prod(data_shape))
-    parts = manifest["latent"]["parts"]
-    part_names = [p["name"] for p in parts]
-    if sum(int(np.prod(p["shape"])) for p in parts) != dim:
-        raise ExportError(f"latent parts {parts} do not add up to the data dimension {dim}")
-    transform = manifest["preprocessing"]["transform"]
-    temperature = float(manifest["defaultTemperature"])
     lu_layers = list(lu_layers)
+    base = check_manifest(manifest, out_dir, len(lu_layers))
+    criterion = temperature_range.criterion_for(base["data"], sampling_bound)
+    check_runtime()  # node + onnxruntime-node, before minutes of tracing
+    name = base["name"]
+    data_shape = list(base["data"]["shape"])
+    dim = int(np.prod(data_shape))
+    parts = base["latent"]["parts"]
+    part_names = [p["name"] for p in parts]
+    transform = base["preprocessing"]["transform"]
+    temperature = float(base["defaultTemperature"])
     w_names = [f"w_{i}" for i in range(len(lu_layers))]
     w_inv_names = [f"wInv_{i}" for i in range(len(lu_layers))]
     lu_logdet = sum(f.logdet() for f in lu_layers)
@@ -130,31 +194,33 @@ def export_package(flow: torch.nn.Module, manifest: dict, out_dir, reference_inp
     flow32 = copy.deepcopy(flow).float().eval()
 
     # --- reference values, PyTorch float64 through the modules that get exported -----------------
-    x_ref = np.asarray(reference_inputs, np.float64).reshape(-1, dim)
+    x_ref = np.asarray(reference_inputs, np.float64)
+    if x_ref.ndim == 0 or x_ref.size == 0 or x_ref.size % dim:
+        raise ExportError(f"reference_inputs: expected N rows of {dim} data-space values (data.shape {data_shape}); "
+                          f"got an array of shape {list(x_ref.shape)}")
+    x_ref = x_ref.reshape(-1, dim)
     n_ref = x_ref.shape[0]
     with torch.no_grad():
         x64 = torch.tensor(x_ref).reshape(n_ref, *data_shape)
         y64, ld_pre = transform_forward(x64, transform)
-        *z64, ld_graph = flow64(y64, *w64)
-        if [list(z.shape[1:]) for z in z64] != [list(p["shape"]) for p in parts]:
-            raise ExportError(f"flow returned parts {[list(z.shape) for z in z64]}, manifest says {parts}")
+        z64, ld_graph = call_forward(flow64, y64, w64, parts)
         latents = torch.cat([z.reshape(n_ref, -1) for z in z64], 1)
         logdet = ld_pre + ld_graph + lu_logdet
         logprob = log_standard_normal(latents) + logdet
         # float64 self-consistency
-        y_back, ld_inv = flow64.inverse(*z64, *w_inv64)
+        y_back, ld_inv = call_inverse(flow64, z64, w_inv64, data_shape)
         checks.check("torch64 round trip |x - x'| (data space)", (transform_inverse(y_back, transform) - x64).abs().max().item(), tol.float64)
         checks.check("torch64 fwd + inv logdet (relative)", (ld_graph + ld_inv).abs().max().item() / max(1.0, ld_graph.abs().max().item()), tol.float64)
         # prior samples at the default temperature (truth for the ONNX inverse)
         g = torch.Generator().manual_seed(sample_seed)
         eps = temperature * torch.randn(sample_count, dim, generator=g, dtype=torch.float64)
         eps_parts = [torch.tensor(p) for p in _split_parts(eps.numpy(), parts)]
-        y_s, ld_s = flow64.inverse(*eps_parts, *w_inv64)
+        y_s, ld_s = call_inverse(flow64, eps_parts, w_inv64, data_shape)
         x_s = transform_inverse(y_s, transform)
-        *z_s, ld_s_fwd = flow64(y_s, *w64)
+        z_s, ld_s_fwd = call_forward(flow64, y_s, w64, parts)
         checks.check("torch64 sample latent round trip", _abs1(torch.cat([z.reshape(sample_count, -1) for z in z_s], 1), eps), tol.float64 * 100)
     if not (torch.isfinite(latents).all() and torch.isfinite(logprob).all() and torch.isfinite(x_s).all()):
-        raise ExportError("non-finite values in the float64 reference")
+        raise ExportError("non-finite values in the float64 reference (latents, log p or decoded prior samples)")
 
     # --- graphs ------------------------------------------------------------------------------------
     tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
@@ -168,7 +234,7 @@ def export_package(flow: torch.nn.Module, manifest: dict, out_dir, reference_inp
         w_inv32 = [w.float() for w in w_inv64]
         z32 = [z.float() for z in z64]
         with torch.no_grad():
-            *z_t32, ld_t32 = flow32(y32, *w32)
+            z_t32, ld_t32 = call_forward(flow32, y32, w32, parts)
         z_t32 = torch.cat([z.reshape(n_ref, -1) for z in z_t32], 1).double().numpy()
         c_shapes = {k: [f.channels, f.channels] for k, f in zip(w_names + w_inv_names, lu_layers + lu_layers)}
         io_shapes = {"x": ["N", *data_shape], "logDet": ["N"], **{p["name"]: ["N", *p["shape"]] for p in parts}, **c_shapes}
@@ -239,6 +305,19 @@ def export_package(flow: torch.nn.Module, manifest: dict, out_dir, reference_inp
         if checks.failed:
             raise ExportError(f"{name}: {len(checks.failed)} check(s) failed: " + "; ".join(r["check"] for r in checks.failed))
 
+        # --- usable temperature range (`sampling`) ----------------------------------------------------
+        measured = temperature_range.measure(tmp / "inverse.onnx", parts, transform, criterion, w_inv_feeds)
+        t_max = measured["maxTemperature"]
+        if t_max is None:
+            raise ExportError(f"{name}: sampling is unusable at every temperature: "
+                              f"{temperature_range.explain_failure(measured)}. The inverse blows up or lands far from the "
+                              f"data even for T = {criterion['grid']}; bound its scales (docs/model-package.md, Sampling)")
+        log(f"[{name}] usable temperatures (0, {t_max:g}]: " + (temperature_range.explain_failure(measured)
+            if not measured["rows"][-1]["ok"] else "every grid point up to 2"))
+        if temperature > t_max:
+            raise ExportError(f"{name}: defaultTemperature {temperature:g} is above the measured maximum temperature "
+                              f"{t_max:g} ({temperature_range.explain_failure(measured)}); choose defaultTemperature <= {t_max:g}")
+
         # --- side files and manifest ----------------------------------------------------------------
         if lu_layers:
             (tmp / "lu.json").write_text(json.dumps({"layers": [f.to_json(i) for i, f in enumerate(lu_layers)]}))
@@ -246,23 +325,10 @@ def export_package(flow: torch.nn.Module, manifest: dict, out_dir, reference_inp
                      "logDet": logdet.numpy().tolist(), "logProb": logprob.numpy().tolist()}
         (tmp / "reference.json").write_text(json.dumps(reference))
         files = ["forward.onnx", "inverse.onnx", "weights.bin"] + (["lu.json"] if lu_layers else []) + ["reference.json"]
-        full = {
-            "formatVersion": FORMAT_VERSION,
-            "name": name,
-            "family": manifest["family"],
-            "description": manifest.get("description", ""),
-            "data": manifest["data"],
-            "preprocessing": manifest["preprocessing"],
-            "graphs": {"forward": "forward.onnx", "inverse": "inverse.onnx", "weights": "weights.bin"},
-            "latent": {"parts": [{"name": p["name"], "shape": list(p["shape"])} for p in parts], "size": dim},
-            "lu": {"file": "lu.json", "layers": len(lu_layers)} if lu_layers else None,
-            "prior": manifest["prior"],
-            "defaultTemperature": temperature,
-            "training": manifest["training"],
-            "calibration": manifest.get("calibration"),
-            "files": {f: _sha256(tmp / f) for f in files},
-        }
-        (tmp / "flow.json").write_text(json.dumps(full, indent=2) + "\n")
+        full = complete_manifest(manifest, len(lu_layers), {f: _sha256(tmp / f) for f in files},
+                                 temperature_range.sampling_block(measured))
+        validate_manifest(full, out_dir.name)
+        (tmp / "flow.json").write_text(json.dumps(full, indent=2, ensure_ascii=False) + "\n")
         size = sum(p.stat().st_size for p in tmp.iterdir())
         if max_package_bytes is not None and size > max_package_bytes:
             raise ExportError(f"{name}: package is {size} bytes, limit {max_package_bytes}")
@@ -278,4 +344,5 @@ def export_package(flow: torch.nn.Module, manifest: dict, out_dir, reference_inp
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     log(f"[{name}] wrote {out_dir} ({size / 1e6:.2f} MB)")
-    return {"checks": checks.results, "bytes": size, "files": full["files"], "stability": stability}
+    return {"checks": checks.results, "bytes": size, "files": full["files"], "stability": stability,
+            "sampling": full["sampling"], "temperatures": measured["rows"], "manifest": full}
