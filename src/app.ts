@@ -32,7 +32,7 @@ export interface BuildOptions {
 
 export const OPENAPI_INFO = {
   title: 'flowserve',
-  description: 'Serve normalizing-flow models (NICE, RealNVP, Glow): exact log-likelihoods, anomaly scores, sampling at a temperature, encode and decode.',
+  description: 'Serve normalizing-flow models (NICE, RealNVP, Glow, MAF, IAF, planar and continuous flows): exact log-likelihoods, anomaly scores, sampling at a temperature, encode and decode.',
   version: '0.1.0',
 };
 

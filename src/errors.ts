@@ -13,6 +13,8 @@ export const STATUS_BY_CODE = {
   PAYLOAD_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
   OVERLOADED: 429,
+  /** The client closed the connection before the answer (nginx's 499): logged and counted, never received. */
+  CANCELLED: 499,
   INFERENCE_FAILED: 500,
   INTERNAL: 500,
   MODEL_UNAVAILABLE: 503,
@@ -97,8 +99,15 @@ export class NotReadyError extends AppError {
 }
 
 export class OverloadedError extends AppError {
-  constructor(model: string, direction: string, maxQueueSize: number) {
-    super('OVERLOADED', `queue for ${model}/${direction} is full (MAX_QUEUE_SIZE=${maxQueueSize}); retry later`, { model, direction, maxQueueSize }, { retryAfter: 1 });
+  constructor(model: string, graph: string, maxQueueSize: number) {
+    super('OVERLOADED', `queue for ${model}/${graph} is full (MAX_QUEUE_SIZE=${maxQueueSize}); retry later`, { model, graph, maxQueueSize }, { retryAfter: 1 });
+  }
+}
+
+/** The request's client is gone: its loops stop between steps and its queued work is dropped. */
+export class CancelledError extends AppError {
+  constructor() {
+    super('CANCELLED', 'the client closed the connection; the work was stopped');
   }
 }
 

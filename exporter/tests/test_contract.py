@@ -96,4 +96,4 @@ def test_a_bad_manifest_is_refused_before_the_flow_is_called(models):
         def forward(self, y):
             raise AssertionError("the flow must not be called before the manifest is valid")
 
-    assert "family 'maf'" in refused(Exploding(1.0), models, vector_manifest(family="maf"))
+    assert "family 'spline'" in refused(Exploding(1.0), models, vector_manifest(family="spline"))

@@ -37,7 +37,7 @@ def test_name_pattern_is_explained_with_a_suggestion():
 
 
 def test_family_lists_the_allowed_values():
-    assert "family 'maf': must be one of nice, realnvp, glow" in problems_of(vector_manifest(family="maf"))
+    assert "family 'spline': must be one of nice, realnvp, glow, maf, iaf, planar, ffjord" in problems_of(vector_manifest(family="spline"))
 
 
 def test_default_temperature_above_two():
@@ -61,7 +61,7 @@ def test_nested_fields_are_named_by_path():
 
 
 def test_every_violation_is_listed_not_just_the_first():
-    msg = problems_of(vector_manifest(family="maf", defaultTemperature=3))
+    msg = problems_of(vector_manifest(family="spline", defaultTemperature=3))
     assert msg.count("\n  - ") == 2, msg
 
 

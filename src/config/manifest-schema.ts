@@ -64,10 +64,69 @@ export const SamplingSchema = Type.Object(
 );
 export type Sampling = Static<typeof SamplingSchema>;
 
+/** Every family the service runs (src/service/programs/). */
+export const FAMILIES = ['nice', 'realnvp', 'glow', 'maf', 'iaf', 'planar', 'ffjord'] as const;
+export type Family = (typeof FAMILIES)[number];
+
+const GraphName = Type.String({ pattern: '^[A-Za-z][A-Za-z0-9_]{0,63}$' });
+
+/**
+ * Autoregressive flows (maf, iaf): layers applied in order in the forward direction (data → latent).
+ * Layer k reads its input u as v = u[permutation] (vᵢ = u[permutation[i]]) and transforms v in natural
+ * order with its conditioner graph (x [N, D] → shift, logScale [N, D], output i depending on inputs
+ * < i only): MAF z = (v − shift(v))·exp(−logScale(v)); IAF v = z·exp(logScale(z)) + shift(z).
+ */
+export const AutoregressiveProgram = Type.Object(
+  {
+    kind: Type.Literal('autoregressive'),
+    layers: Type.Array(Type.Object({ graph: GraphName, permutation: Type.Array(Type.Integer({ minimum: 0 })) }, { additionalProperties: false }), { minItems: 1 }),
+  },
+  { additionalProperties: false },
+);
+
+/**
+ * Planar flows: x = z + u·tanh(wᵀz + b) per layer, layer 0 first in the inverse direction (latent →
+ * data, the graph `generate`: z → x, logDet). `file` holds the layers' u, w, b (with uᵀw > −1) for
+ * the forward direction, solved in TypeScript.
+ */
+export const PlanarProgram = Type.Object(
+  {
+    kind: Type.Literal('planar'),
+    file: FileName,
+    layers: Type.Integer({ minimum: 1 }),
+  },
+  { additionalProperties: false },
+);
+
+/**
+ * Continuous flows (ffjord, or a CNF trained by flow matching): dx/dt = f(x, t), graph `dynamics`
+ * (x [N, D], t [N] → dx [N, D], div [N] = tr ∂f/∂x). Forward (data → latent) integrates from t0 to t1,
+ * logDet = ∫ div dt; inverse from t1 to t0. atol/rtol are the default tolerances of the adaptive solver.
+ */
+export const OdeProgram = Type.Object(
+  {
+    kind: Type.Literal('ode'),
+    graph: GraphName,
+    t0: Type.Number(),
+    t1: Type.Number(),
+    atol: Type.Number({ exclusiveMinimum: 0 }),
+    rtol: Type.Number({ exclusiveMinimum: 0 }),
+  },
+  { additionalProperties: false },
+);
+
+export const ProgramSchema = Type.Union([AutoregressiveProgram, PlanarProgram, OdeProgram]);
+export type Program = Static<typeof ProgramSchema>;
+
+export const PlanarFileSchema = Type.Object({
+  layers: Type.Array(Type.Object({ u: Type.Array(Num, { minItems: 1 }), w: Type.Array(Num, { minItems: 1 }), b: Num })),
+});
+export type PlanarFile = Static<typeof PlanarFileSchema>;
+
 export const ManifestSchema = Type.Object({
   formatVersion: Type.Literal(1),
   name: Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,63}$' }),
-  family: Type.Union([Type.Literal('nice'), Type.Literal('realnvp'), Type.Literal('glow')]),
+  family: Type.Union(FAMILIES.map((f) => Type.Literal(f))),
   description: Type.Optional(Type.String()),
   data: Type.Object({
     kind: Type.Union([Type.Literal('image'), Type.Literal('vector')]),
@@ -79,7 +138,13 @@ export const ManifestSchema = Type.Object({
     dequantization: Type.Union([Type.Literal('uniform'), Type.Literal('none')]),
     transform: TransformSchema,
   }),
-  graphs: Type.Object({ forward: FileName, inverse: FileName, weights: Type.Optional(FileName) }),
+  /**
+   * The package's ONNX graphs by name (the family's program says which names it needs); the
+   * reserved name `weights` is the external-data file the graphs share.
+   */
+  graphs: Type.Record(GraphName, FileName, { minProperties: 1 }),
+  /** How the family's program drives its graphs (absent for coupling flows: one forward, one inverse graph). */
+  program: Type.Optional(ProgramSchema),
   latent: Type.Object({
     parts: Type.Array(Type.Object({ name: Type.String({ minLength: 1 }), shape: Type.Array(PosInt, { minItems: 1 }) }), { minItems: 1 }),
     size: PosInt,

@@ -37,6 +37,18 @@ const ScoreList = Type.Array(Type.Unsafe<ScoreName>(Type.String({ enum: [...SCOR
     '/likelihood only: the scores to compute (default: every score the model has). The others come back null, and so does anomalyScore unless the model\'s default score is listed; ["nll"] skips the image compression behind the complexity scores.',
   examples: [['nll', 'complexityJpegLs']],
 });
+const Tolerance = (which: string) =>
+  Type.Number({ minimum: 1e-12, maximum: 0.1, description: `Continuous flows (family ffjord) only: the ODE solver's ${which} tolerance for this request (default: the model's, GET /models/{name}: cost).` });
+const SolverFields = { atol: Type.Optional(Tolerance('absolute')), rtol: Type.Optional(Tolerance('relative')) };
+/** What the request's loops cost. */
+export const CostInfo = Type.Object(
+  {
+    passes: Type.Integer({ description: 'Sequential rounds of graph calls the request made (1 for a coupling flow; D per layer for a MAF sample; one per solver stage for an ODE).' }),
+    evaluations: Type.Optional(Type.Array(Type.Integer(), { description: 'Continuous flows: dynamics evaluations (NFE) per row.' })),
+    iterations: Type.Optional(Type.Array(Type.Integer(), { description: 'Planar flows, data → latent: root-finding iterations per row, summed over the layers.' })),
+  },
+  { description: 'What the request cost (the metrics flowserve_solver_* have the same per-row figures).' },
+);
 const Resize = Type.Boolean({ default: false, description: 'Resize images to the model size instead of refusing other sizes.' });
 
 export const DataBody = Type.Object(
@@ -59,6 +71,7 @@ export const DataBody = Type.Object(
     ),
     draws: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_DEQUANTIZATION_DRAWS, description: 'Dequantization "uniform" only (default 1): noise draws per input (inputs × draws at most MAX_ITEMS_PER_REQUEST). More draws tighten the bound.' })),
     seed: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_SEED, description: 'Dequantization "uniform" only: seed of the noise (random when left out; the response gives it).' })),
+    ...SolverFields,
   },
   {
     additionalProperties: false,
@@ -83,6 +96,7 @@ export const EncodeResponse = Type.Object({
   model: Type.String(),
   latents: Rows('Standard-normal latent coordinates, one flat row per sample (multi-scale parts concatenated in manifest order).'),
   logDet: Type.Array(Type.Number(), { description: 'log|det ∂latent/∂x| in data space, preprocessing included: log p(x) = Σ log N(latentᵢ; 0, 1) + logDet.' }),
+  cost: CostInfo,
 });
 
 export const DecodeBody = Type.Object(
@@ -91,6 +105,7 @@ export const DecodeBody = Type.Object(
     latents: Rows('Flat latent rows (as returned by /encode, or by /sample with returnLatents).'),
     output: Type.Optional(Output),
     format: Type.Optional(Format),
+    ...SolverFields,
   },
   { additionalProperties: false, examples: [{ model: 'realnvp-moons', latents: [[0.1, -0.3]], output: 'raw' }] },
 );
@@ -103,6 +118,7 @@ const Outputs = {
   logLikelihood: Type.Array(Type.Number(), {
     description: 'log p of each returned output exactly as returned (nats, continuous density in data space): what /likelihood (dequantization "centre") answers for it, up to float32 rounding.',
   }),
+  cost: CostInfo,
 };
 
 export const DecodeResponse = Type.Object({ model: Type.String(), ...Outputs });
@@ -118,6 +134,7 @@ export const SampleBody = Type.Object(
     output: Type.Optional(Output),
     format: Type.Optional(Format),
     returnLatents: Type.Optional(Type.Boolean({ default: false, description: 'Also return the ε each sample was decoded from, to edit and send to /decode.' })),
+    ...SolverFields,
   },
   { additionalProperties: false, examples: [{ model: 'glow-fashion', count: 4, temperature: 0.5, seed: 42 }] },
 );
@@ -178,7 +195,7 @@ export const ProtocolInfo = Type.Object(
   { description: 'The dequantization protocol behind logLikelihood and bitsPerDim.' },
 );
 
-export const LikelihoodResponse = Type.Object({ model: Type.String(), protocol: ProtocolInfo, results: Type.Array(LikelihoodResult), batchTest: Type.Optional(BatchTestResult) });
+export const LikelihoodResponse = Type.Object({ model: Type.String(), protocol: ProtocolInfo, results: Type.Array(LikelihoodResult), batchTest: Type.Optional(BatchTestResult), cost: CostInfo });
 
 export const ErrorResponse = Type.Object(
   {
@@ -192,6 +209,22 @@ export const ErrorResponse = Type.Object(
 );
 
 const NumOrNull = Type.Union([Type.Number(), Type.Null()]);
+const DirectionCostInfo = Type.Object({
+  kind: StringEnum(['passes', 'adaptive'] as const, { description: 'passes: a fixed number of sequential graph calls; adaptive: a solver whose work depends on the input.' }),
+  passes: Type.Optional(Type.Integer({ description: 'Sequential graph calls per request.' })),
+  description: Type.String(),
+  measured: Type.Optional(
+    Type.Object(
+      {
+        evaluations: Type.Optional(Type.Number({ description: 'Mean dynamics evaluations (NFE) per row.' })),
+        iterations: Type.Optional(Type.Number({ description: 'Mean root-finding iterations per row.' })),
+        rows: Type.Integer(),
+        temperature: Type.Number(),
+      },
+      { description: 'Measured at warm-up on seeded samples at the default temperature and tolerances.' },
+    ),
+  ),
+});
 const StrOrNull = Type.Union([Type.String(), Type.Null()]);
 
 export const ModelInfo = Type.Object({
@@ -271,6 +304,12 @@ export const ModelInfo = Type.Object({
   ),
   scores: Type.Optional(Type.Array(Type.String(), { description: 'The per-input scores /likelihood can compute for this model (docs/anomaly.md).' })),
   anomaly: Type.Optional(Type.Union([Type.Object({ defaultScore: Type.String(), targetFalsePositiveRate: Type.Number() }), Type.Null()])),
+  cost: Type.Optional(
+    Type.Object(
+      { forward: DirectionCostInfo, inverse: DirectionCostInfo },
+      { description: 'What each direction costs: forward (data → latent: /encode, /likelihood), inverse (latent → data: /decode, /sample).' },
+    ),
+  ),
   calibration: Type.Optional(
     Type.Union([
       Type.Object({

@@ -1,15 +1,17 @@
-// Dynamic batching (Triton semantics) for one model and direction: concurrent requests are merged
+// Dynamic batching (Triton semantics) for one graph of one model: concurrent requests are merged
 // into one inference of at most maxBatchSize samples, waiting at most maxQueueDelayMs for more.
 // A batch is formed only when an inference slot is free, so a busy model batches more. Rows are
 // split back exactly; a request's answer never depends on its batch-mates (each row is independent
 // in every graph). Past maxQueueSize queued samples a request is shed (429); past its deadline it
-// is answered 504 and dropped from the queue, never run late.
-import { OverloadedError, TimeoutError } from '../errors.js';
+// is answered 504 and dropped from the queue, never run late; when its client is gone (its signal
+// aborts) it is dropped from the queue too, so a loop's queued work never runs for nobody.
+import { CancelledError, OverloadedError, TimeoutError } from '../errors.js';
 import { concatRows, sliceRows, type TensorData } from '../tensor/tensor.js';
 
 export interface BatcherOptions {
   model: string;
-  direction: 'forward' | 'inverse';
+  /** The graph this batcher feeds (metrics label, messages). */
+  graph: string;
   maxBatchSize: number;
   maxQueueDelayMs: number;
   /** false: each request runs as its own inference (no merging, no waiting). */
@@ -23,6 +25,12 @@ export interface BatcherOptions {
   onShed?(): void;
   onTimeout?(): void;
   onDispatch?(rows: number, waitsMs: number[]): void;
+}
+
+/** A request's deadline (performance.now() ms) and cancellation signal, carried into every call it makes. */
+export interface CallContext {
+  deadline?: number;
+  signal?: AbortSignal;
 }
 
 interface Item {
@@ -45,17 +53,22 @@ export class Batcher {
 
   constructor(private readonly o: BatcherOptions) {}
 
-  /** Run `rows` samples; requests larger than a batch are split into batch-sized chunks. */
-  async submit(feeds: Record<string, TensorData>, rows: number, timeoutMs = this.o.timeoutMs): Promise<Record<string, TensorData>> {
+  /**
+   * Run `rows` samples; requests larger than a batch are split into batch-sized chunks. `ctx` is a
+   * timeout in ms from now, or the request's deadline and signal (the default: TIMEOUT from now).
+   */
+  async submit(feeds: Record<string, TensorData>, rows: number, ctx: number | CallContext = this.o.timeoutMs): Promise<Record<string, TensorData>> {
+    const call: Required<Pick<CallContext, 'deadline'>> & CallContext = typeof ctx === 'number' ? { deadline: performance.now() + ctx } : { ...ctx, deadline: ctx.deadline ?? performance.now() + this.o.timeoutMs };
+    if (call.signal?.aborted) throw call.signal.reason ?? new CancelledError();
     const max = this.o.maxBatchSize;
-    if (rows <= max) return this.enqueue(feeds, rows, timeoutMs);
+    if (rows <= max) return this.enqueue(feeds, rows, call);
     if (this.queuedRows + rows > this.o.maxQueueSize) return this.shed();
     const chunks: Promise<Record<string, TensorData>>[] = [];
     for (let start = 0; start < rows; start += max) {
       const count = Math.min(max, rows - start);
       const part: Record<string, TensorData> = {};
       for (const [k, t] of Object.entries(feeds)) part[k] = sliceRows(t, start, count);
-      chunks.push(this.enqueue(part, count, timeoutMs));
+      chunks.push(this.enqueue(part, count, call));
     }
     const results = await Promise.all(chunks);
     const out: Record<string, TensorData> = {};
@@ -75,31 +88,46 @@ export class Batcher {
 
   private shed(): never {
     this.o.onShed?.();
-    throw new OverloadedError(this.o.model, this.o.direction, this.o.maxQueueSize);
+    throw new OverloadedError(this.o.model, this.o.graph, this.o.maxQueueSize);
   }
 
-  private enqueue(feeds: Record<string, TensorData>, rows: number, timeoutMs: number): Promise<Record<string, TensorData>> {
+  private enqueue(feeds: Record<string, TensorData>, rows: number, call: CallContext & { deadline: number }): Promise<Record<string, TensorData>> {
     if (this.queuedRows + rows > this.o.maxQueueSize) this.shed();
     return new Promise((resolve, reject) => {
+      /** Leave the queue (not a running batch: its result is simply dropped) and answer with `err`. */
+      const drop = (err: Error) => {
+        if (item.done) return;
+        item.done = true;
+        clearTimeout(item.timer);
+        call.signal?.removeEventListener('abort', onAbort);
+        const i = this.queue.indexOf(item);
+        if (i >= 0) {
+          this.queue.splice(i, 1);
+          this.queuedRows -= item.rows;
+        }
+        reject(err);
+      };
+      const onAbort = () => drop(call.signal?.reason instanceof Error ? call.signal.reason : new CancelledError());
       const item: Item = {
         rows,
         feeds,
         enqueuedAt: performance.now(),
-        resolve,
-        reject,
+        resolve: (out) => {
+          call.signal?.removeEventListener('abort', onAbort);
+          resolve(out);
+        },
+        reject: (err) => {
+          call.signal?.removeEventListener('abort', onAbort);
+          reject(err);
+        },
         done: false,
         timer: setTimeout(() => {
           if (item.done) return;
-          item.done = true;
-          const i = this.queue.indexOf(item);
-          if (i >= 0) {
-            this.queue.splice(i, 1);
-            this.queuedRows -= item.rows;
-          }
           this.o.onTimeout?.();
-          reject(new TimeoutError(this.o.model, timeoutMs));
-        }, timeoutMs),
+          drop(new TimeoutError(this.o.model, this.o.timeoutMs));
+        }, Math.max(0, call.deadline - performance.now())),
       };
+      call.signal?.addEventListener('abort', onAbort, { once: true });
       this.queue.push(item);
       this.queuedRows += rows;
       this.schedule();

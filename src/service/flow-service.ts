@@ -3,7 +3,7 @@
 // It also says whether it can serve (health()): a model is servable only while some inference
 // worker holding its sessions is live.
 import type { Config } from '../config/config.js';
-import { InferenceError, ModelNotFoundError, ModelUnavailableError, NotReadyError } from '../errors.js';
+import { CancelledError, InferenceError, InvalidInputError, ModelNotFoundError, ModelUnavailableError, NotReadyError } from '../errors.js';
 import { losslessJpegLs } from '../imaging/image-codec.js';
 import type { Provider } from '../runtime/session.js';
 import { WorkerCrashedError, WorkerPool, WorkerStartError, type PoolLogger, type PoolStatus } from '../runtime/worker-pool.js';
@@ -11,6 +11,8 @@ import type { SessionReport, SessionSpec } from '../runtime/protocol.js';
 import type { TensorData } from '../tensor/tensor.js';
 import { Batcher } from './batcher.js';
 import { FlowModel } from './flow-model.js';
+import { programFor } from './programs/index.js';
+import { ProgramError, type Cost, type FlowProgram, type LoopContext, type LoopCost } from './programs/types.js';
 import { checkCount } from './inputs.js';
 import * as ops from './operations.js';
 import { codeBits, type LikelihoodOptions, type OutputForm } from './operations.js';
@@ -18,9 +20,10 @@ import type { Metrics } from './metrics.js';
 import { loadPackages, type ModelPackage } from './registry.js';
 
 const WARM_UP_TIMEOUT_MS = 120_000;
+/** Rows sampled and encoded at warm-up, to exercise every graph and measure the adaptive loops. */
+const WARM_UP_ROWS = 16;
 
 export type ModelStatus = 'loading' | 'ready' | 'unavailable';
-export type Direction = 'forward' | 'inverse';
 
 export interface ModelState {
   name: string;
@@ -28,7 +31,15 @@ export interface ModelState {
   reason?: string;
   provider?: Provider;
   pkg?: ModelPackage;
+  /** What each direction costs (GET /models): the program's passes, with solver work measured at warm-up. */
+  cost?: ModelCost;
 }
+
+export interface DirectionCost extends LoopCost {
+  /** Mean per row at warm-up: dynamics evaluations (ODE) or root-finding iterations (planar). */
+  measured?: { evaluations?: number; iterations?: number; rows: number; temperature: number };
+}
+export type ModelCost = { forward: DirectionCost; inverse: DirectionCost };
 
 /** What the probes answer (GET /healthz, /readyz). */
 export interface ServiceHealth {
@@ -52,6 +63,7 @@ export class FlowService {
   /** Why nothing can be served, when state is 'failed'. Public: names MODEL_DIR, never its path (the log line has it). */
   failureReason = '';
   defaultModel = '';
+  private costs = new Map<string, ModelCost>();
   /** MODEL_DIR entries that are not packages (no flow.json). */
   private skipped: string[] = [];
 
@@ -148,11 +160,22 @@ export class FlowService {
     // Not an error (a MODEL_DIR may hold other folders), but an operator who expected a model there must see why.
     for (const s of skipped) this.log.info({ model: s.name, dir: s.dir }, `MODEL_DIR entry ${s.name} skipped: ${s.reason}`);
     for (const r of refused) this.refuse(r.name, r.reason, undefined, r.detail && `${r.dir}: ${r.detail}`);
-    for (const p of loaded) this.states.set(p.name, { name: p.name, status: 'loading', pkg: p });
-    if (loaded.length === 0) return;
+    // Each family's program first: a package its program cannot run is refused before any session.
+    const programs = new Map<string, FlowProgram>();
+    for (const p of loaded) {
+      try {
+        programs.set(p.name, programFor(p));
+        this.states.set(p.name, { name: p.name, status: 'loading', pkg: p });
+      } catch (err) {
+        if (!(err instanceof ProgramError)) throw err;
+        this.refuse(p.name, err.message, p);
+      }
+    }
+    const runnable = loaded.filter((p) => programs.has(p.name));
+    if (runnable.length === 0) return;
 
     this.pool = new WorkerPool(
-      loaded.flatMap(sessionSpecs),
+      runnable.flatMap(sessionSpecs),
       { provider: this.config.executionProvider, deviceId: this.config.cudaDeviceId, intraOpThreads: this.config.intraOpThreads, intraOpSpinning: this.config.intraOpSpinning },
       this.config.workerThreads,
       this.log,
@@ -162,32 +185,36 @@ export class FlowService {
     try {
       reports = await this.pool.start();
     } catch (err) {
-      for (const p of loaded) this.refuse(p.name, 'inference workers could not start', p);
+      for (const p of runnable) this.refuse(p.name, 'inference workers could not start', p);
       throw err;
     }
 
-    for (const pkg of loaded) {
-      const fwd = reports[`${pkg.name}/forward`];
-      const inv = reports[`${pkg.name}/inverse`];
-      const problem = sessionProblem(pkg, fwd, inv);
+    for (const pkg of runnable) {
+      const program = programs.get(pkg.name)!;
+      const sessions = program.graphs.map((g) => reports[`${pkg.name}/${g.name}`]);
+      const problem = sessionProblem(program, sessions);
       if (problem) {
         this.refuse(pkg.name, problem.reason, pkg, problem.detail);
         continue;
       }
-      const provider = fwd.ok && inv.ok && fwd.provider === 'cuda' && inv.provider === 'cuda' ? 'cuda' : 'cpu';
-      const fallback = fwd.ok && fwd.fallbackReason;
+      const ok = sessions.filter((r): r is Extract<SessionReport, { ok: true }> => r.ok);
+      const provider = ok.every((r) => r.provider === 'cuda') ? 'cuda' : 'cpu';
+      const fallback = ok.find((r) => r.fallbackReason)?.fallbackReason;
       // Not installed (session.ts CUDA_NOT_INSTALLED; the main process never loads ORT to import it) is a plain CPU start: info. Installed but failing needs action: warn.
       if (fallback) this.log[fallback.startsWith('CUDA execution provider libraries are not installed') ? 'info' : 'warn']({ model: pkg.name, reason: fallback }, `CUDA execution provider unavailable for ${pkg.name}; falling back to CPU`);
-      const model = new FlowModel(pkg, provider, this.batcher(pkg, 'forward'), this.batcher(pkg, 'inverse'));
+      const batchers = new Map(program.graphs.map((g) => [g.name, this.batcher(pkg, g.name, program.constFeeds(g.name))]));
+      const model = new FlowModel(pkg, provider, program, batchers);
+      let cost: ModelCost;
       try {
-        await this.warmUp(model);
+        cost = await this.warmUp(model);
       } catch (err) {
         const cause = (err as Error).cause;
         this.refuse(pkg.name, 'warm-up failed', pkg, `${(err as Error).message}${cause ? `: ${cause instanceof Error ? cause.message : String(cause)}` : ''}`);
         continue;
       }
       this.models.set(pkg.name, model);
-      this.states.set(pkg.name, { name: pkg.name, status: 'ready', provider, pkg });
+      this.costs.set(pkg.name, cost);
+      this.states.set(pkg.name, { name: pkg.name, status: 'ready', provider, pkg, cost });
       this.log.info({ model: pkg.name, family: pkg.manifest.family, provider }, `model ${pkg.name} ready`);
     }
     const names = [...this.models.keys()];
@@ -202,7 +229,8 @@ export class FlowService {
     const reason = pool.live > 0 ? undefined : workersReason(pool);
     for (const [name, model] of this.models) {
       const pkg = this.states.get(name)?.pkg;
-      this.states.set(name, reason ? { name, status: 'unavailable', reason, provider: model.provider, pkg } : { name, status: 'ready', provider: model.provider, pkg });
+      const cost = this.costs.get(name);
+      this.states.set(name, reason ? { name, status: 'unavailable', reason, provider: model.provider, pkg, cost } : { name, status: 'ready', provider: model.provider, pkg, cost });
     }
     this.updateInfoMetric();
   }
@@ -213,14 +241,14 @@ export class FlowService {
       this.metrics.modelInfo.set({ model: s.name, family: s.pkg?.manifest.family ?? 'unknown', provider: s.provider ?? 'none', status: s.status }, 1);
   }
 
-  private batcher(pkg: ModelPackage, direction: Direction): Batcher {
-    const labels = { model: pkg.name, direction };
-    const key = `${pkg.name}/${direction}`;
+  private batcher(pkg: ModelPackage, graph: string, constFeeds: Record<string, TensorData>): Batcher {
+    const labels = { model: pkg.name, graph };
+    const key = `${pkg.name}/${graph}`;
     const c = this.config;
     const depth = this.metrics.queueDepth.labels(labels);
     const batcher: Batcher = new Batcher({
       model: pkg.name,
-      direction,
+      graph,
       maxBatchSize: c.maxBatchSize,
       maxQueueDelayMs: c.maxQueueDelayMs,
       merge: c.dynamicBatching,
@@ -229,7 +257,7 @@ export class FlowService {
       // Two batches per thread: the next batch forms and waits in the thread's queue while one
       // runs, so the thread never idles while the event loop answers the previous batch.
       maxInflight: 2 * c.workerThreads,
-      constFeeds: FlowModel.luFeeds(pkg.lu, direction),
+      constFeeds,
       run: async (feeds: Record<string, TensorData>, rows: number) => {
         depth.set(batcher.queuedRows);
         this.metrics.batchSize.observe(labels, rows);
@@ -243,10 +271,10 @@ export class FlowService {
           if (this.state === 'stopped') throw new NotReadyError('shutting down: not accepting new requests');
           if (err instanceof WorkerCrashedError) {
             // The pool logs the crash itself (once per interval); this says which work it cost.
-            this.log.warn({ model: pkg.name, direction, rows, err: err.message }, 'inference lost with its worker');
+            this.log.warn({ model: pkg.name, graph, rows, err: err.message }, 'inference lost with its worker');
             throw new ModelUnavailableError(pkg.name, 'restarting: inference worker crashed');
           }
-          this.log.error({ model: pkg.name, direction, rows, err: (err as Error).message }, 'inference failed');
+          this.log.error({ model: pkg.name, graph, rows, err: (err as Error).message }, 'inference failed');
           throw new InferenceError(pkg.name, err);
         }
       },
@@ -261,14 +289,30 @@ export class FlowService {
     return batcher;
   }
 
-  private async warmUp(model: FlowModel): Promise<void> {
-    const range = model.manifest.data.range;
-    const mid = range ? (range[0] + range[1]) / 2 : 0;
+  /**
+   * Runs both directions once (sessions warm, every graph exercised) on seeded samples at the
+   * default temperature, and measures what the adaptive loops cost on them (GET /models: cost).
+   */
+  private async warmUp(model: FlowModel): Promise<ModelCost> {
     // Warm-up is not a request: it gets a generous deadline of its own.
-    await model.encode(new Float64Array(model.dim).fill(mid), 1, WARM_UP_TIMEOUT_MS);
-    await model.decode(new Float64Array(model.dim), 1, WARM_UP_TIMEOUT_MS);
+    const ctx = () => ({ deadline: performance.now() + WARM_UP_TIMEOUT_MS });
+    // within MAX_QUEUE_SIZE: a small queue must not refuse its own warm-up
+    const rows = Math.min(WARM_UP_ROWS, this.config.maxQueueSize);
+    const temperature = model.manifest.defaultTemperature;
+    const sampled = await model.sample(rows, temperature, 0x5eed, ctx());
+    const encoded = await model.encode(sampled.outputs, rows, ctx());
     // Compiles the JPEG-LS WebAssembly module now rather than on the first scored request.
     if (model.scores.includes('complexityJpegLs')) await codeBits([new Uint8Array(model.dim)], model, losslessJpegLs);
+    const declared = model.program.cost();
+    const measure = (c: Cost) => {
+      const mean = (a?: Int32Array) => (a && a.length ? a.reduce((x, y) => x + y, 0) / a.length : undefined);
+      const evaluations = mean(c.evaluations);
+      const iterations = mean(c.iterations);
+      return evaluations === undefined && iterations === undefined ? undefined : { ...(evaluations !== undefined ? { evaluations } : {}), ...(iterations !== undefined ? { iterations } : {}), rows, temperature };
+    };
+    const forward = measure(encoded.cost);
+    const inverse = measure(sampled.cost);
+    return { forward: { ...declared.forward, ...(forward ? { measured: forward } : {}) }, inverse: { ...declared.inverse, ...(inverse ? { measured: inverse } : {}) } };
   }
 
   /** The served model for a request: 503 while starting, 404 unknown, 503 refused. */
@@ -286,22 +330,47 @@ export class FlowService {
     throw new ModelNotFoundError(wanted, [...this.states.keys()]);
   }
 
-  // The four operations (src/service/operations.ts), each answering with finished results.
-  encode(model: FlowModel, x: Float64Array, n: number, field: string) {
-    return ops.encode(model, x, n, field);
+  // The four operations (src/service/operations.ts), each answering with finished results. `ctx`
+  // carries the request's deadline and cancellation signal into every loop (default: the
+  // REQUEST_TIMEOUT_MS deadline from now, no signal).
+  encode(model: FlowModel, x: Float64Array, n: number, field: string, ctx: LoopContext = this.context()) {
+    checkSolver(model, ctx);
+    return this.counted(model, 'forward', ops.encode(model, x, n, field, ctx));
   }
 
-  decode(model: FlowModel, latents: Float64Array, n: number, opts: { output?: OutputForm } = {}) {
-    return ops.decode(model, latents, n, opts);
+  decode(model: FlowModel, latents: Float64Array, n: number, opts: { output?: OutputForm } = {}, ctx: LoopContext = this.context()) {
+    checkSolver(model, ctx);
+    return this.counted(model, 'inverse', ops.decode(model, latents, n, opts, ctx));
   }
 
-  sample(model: FlowModel, opts: { count: number; temperature?: number; seed: number; output?: OutputForm }) {
+  sample(model: FlowModel, opts: { count: number; temperature?: number; seed: number; output?: OutputForm }, ctx: LoopContext = this.context()) {
     checkCount('count', opts.count, this.config.maxSamplesPerRequest, 'MAX_SAMPLES_PER_REQUEST');
-    return ops.sample(model, opts);
+    checkSolver(model, ctx);
+    return this.counted(model, 'inverse', ops.sample(model, opts, ctx));
   }
 
-  likelihood(model: FlowModel, x: Float64Array, n: number, opts: LikelihoodOptions = {}) {
-    return ops.likelihood(model, x, n, { maxRows: this.config.maxItemsPerRequest, ...opts });
+  likelihood(model: FlowModel, x: Float64Array, n: number, opts: LikelihoodOptions = {}, ctx: LoopContext = this.context()) {
+    checkSolver(model, ctx);
+    return this.counted(model, 'forward', ops.likelihood(model, x, n, { maxRows: this.config.maxItemsPerRequest, ...opts }, ctx));
+  }
+
+  /** A request's loop context: its deadline (REQUEST_TIMEOUT_MS from now) and, from the route, its signal. */
+  context(signal?: AbortSignal): LoopContext {
+    return { deadline: performance.now() + this.config.requestTimeoutMs, ...(signal ? { signal } : {}) };
+  }
+
+  /** Solver work per row (continuous and planar flows) into the metrics, and cancelled loops counted. */
+  private async counted<T extends { cost: Cost }>(model: FlowModel, direction: 'forward' | 'inverse', work: Promise<T>): Promise<T> {
+    try {
+      const done = await work;
+      const labels = { model: model.name, direction };
+      for (const v of done.cost.evaluations ?? []) this.metrics.solverEvaluations.observe(labels, v);
+      for (const v of done.cost.iterations ?? []) this.metrics.solverIterations.observe(labels, v);
+      return done;
+    } catch (err) {
+      if (err instanceof CancelledError) this.metrics.cancelled.inc({ model: model.name });
+      throw err;
+    }
   }
 
   /** Public description of every known model (GET /models). */
@@ -310,13 +379,16 @@ export class FlowService {
   }
 }
 
-/** The verified bytes of a package's two graphs; the weights file is one shared buffer (sent once per worker). */
+/** The verified bytes of every graph of a package; the weights file is one shared buffer (sent once per worker). */
 function sessionSpecs(p: ModelPackage): SessionSpec[] {
   const externalData = p.bytes.weights && p.manifest.graphs.weights ? [{ path: p.manifest.graphs.weights, data: p.bytes.weights }] : undefined;
-  return [
-    { key: `${p.name}/forward`, graph: p.bytes.forward, ...(externalData ? { externalData } : {}) },
-    { key: `${p.name}/inverse`, graph: p.bytes.inverse, ...(externalData ? { externalData } : {}) },
-  ];
+  return Object.entries(p.bytes.graphs).map(([graph, bytes]) => ({ key: `${p.name}/${graph}`, graph: bytes, ...(externalData ? { externalData } : {}) }));
+}
+
+/** ODE tolerances are for continuous flows only: refused by name elsewhere rather than ignored. */
+function checkSolver(model: FlowModel, ctx: LoopContext): void {
+  if (!ctx.solver || model.manifest.program?.kind === 'ode') return;
+  throw new InvalidInputError(ctx.solver.atol !== undefined ? 'atol' : 'rtol', `is only for continuous flows (family ffjord); model ${model.name} is ${model.manifest.family}`);
 }
 
 /** Why no model can be served while no worker is live (public). */
@@ -328,18 +400,14 @@ function workersReason(pool?: PoolStatus): string {
 }
 
 /** A public reason (short, no ORT message, paths or tensor names) and the detail for the log. */
-function sessionProblem(pkg: ModelPackage, fwd?: SessionReport, inv?: SessionReport): { reason: string; detail: string } | null {
-  if (!fwd || !fwd.ok) return { reason: 'forward graph could not be loaded', detail: fwd && !fwd.ok ? fwd.error : 'no report' };
-  if (!inv || !inv.ok) return { reason: 'inverse graph could not be loaded', detail: inv && !inv.ok ? inv.error : 'no report' };
-  const parts = pkg.manifest.latent.parts.map((p) => p.name);
+function sessionProblem(program: FlowProgram, reports: (SessionReport | undefined)[]): { reason: string; detail: string } | null {
   const same = (a: string[], b: string[]) => a.length === b.length && a.every((x) => b.includes(x));
-  const fwdIn = ['x', ...pkg.lu.map((l) => l.forwardInput)];
-  const invIn = [...parts, ...pkg.lu.map((l) => l.inverseInput)];
-  if (!same(fwd.inputs.map((i) => i.name), fwdIn)) return { reason: 'forward graph inputs do not match the manifest', detail: `[${fwd.inputs.map((i) => i.name)}] should be [${fwdIn}]` };
-  if (!same(inv.inputs.map((i) => i.name), invIn)) return { reason: 'inverse graph inputs do not match the manifest', detail: `[${inv.inputs.map((i) => i.name)}] should be [${invIn}]` };
-  const fwdOut = fwd.outputs.map((o) => o.name);
-  const invOut = inv.outputs.map((o) => o.name);
-  for (const need of [...parts, 'logDet']) if (!fwdOut.includes(need)) return { reason: 'forward graph outputs do not match the manifest', detail: `no output '${need}'` };
-  for (const need of ['x', 'logDet']) if (!invOut.includes(need)) return { reason: 'inverse graph outputs do not match the manifest', detail: `no output '${need}'` };
+  for (const [k, spec] of program.graphs.entries()) {
+    const r = reports[k];
+    if (!r || !r.ok) return { reason: `graph '${spec.name}' could not be loaded`, detail: r && !r.ok ? r.error : 'no session (not in graphs?)' };
+    if (!same(r.inputs.map((i) => i.name), spec.inputs)) return { reason: `graph '${spec.name}' inputs do not match the family's program`, detail: `[${r.inputs.map((i) => i.name)}] should be [${spec.inputs}]` };
+    const outs = r.outputs.map((o) => o.name);
+    for (const need of spec.outputs) if (!outs.includes(need)) return { reason: `graph '${spec.name}' outputs do not match the family's program`, detail: `no output '${need}'` };
+  }
   return null;
 }

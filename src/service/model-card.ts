@@ -105,6 +105,7 @@ export function modelCard(s: ModelState, config: Config) {
       batchTest: !!(cal?.nllQuantiles && cal.scores.nll),
     },
     scores,
+    ...(s.cost ? { cost: s.cost } : {}),
     anomaly: cal ? { defaultScore: cal.defaultScore, targetFalsePositiveRate: cal.targetFalsePositiveRate } : null,
     calibration: cal
       ? {

@@ -19,6 +19,7 @@ import { Rng, randomSeed } from '../flow/random.js';
 import { losslessJpegLs, losslessPng } from '../imaging/image-codec.js';
 import type { FlowModel, Likelihood } from './flow-model.js';
 import { assertFiniteRows } from './inputs.js';
+import type { Cost, LoopContext } from './programs/types.js';
 
 export const OUTPUT_FORMS = ['raw', 'clamped', 'quantized'] as const;
 export type OutputForm = (typeof OUTPUT_FORMS)[number];
@@ -45,6 +46,7 @@ export interface Outputs {
   outputs: Float64Array;
   /** log p of each returned row, nats. */
   logLikelihood: Float64Array;
+  cost: Cost;
 }
 
 export interface Sampled extends Outputs {
@@ -65,6 +67,7 @@ export interface LikelihoodAnswer {
   protocol: Protocol;
   results: ScoredLikelihood[];
   batchTest?: BatchTypicality;
+  cost: Cost;
 }
 
 export interface LikelihoodOptions {
@@ -87,8 +90,8 @@ function checkForm(model: FlowModel, form: OutputForm): void {
 }
 
 /** Raw outputs (with their densities) → the requested form, rescoring the rows it moved. */
-async function finish(model: FlowModel, raw: Float64Array, rawLogLikelihood: Float64Array, n: number, form: OutputForm, timeoutMs?: number): Promise<Outputs> {
-  if (form === 'raw') return { output: form, outputs: raw, logLikelihood: rawLogLikelihood };
+async function finish(model: FlowModel, raw: Float64Array, rawLogLikelihood: Float64Array, n: number, form: OutputForm, cost: Cost, ctx: LoopContext): Promise<Outputs> {
+  if (form === 'raw') return { output: form, outputs: raw, logLikelihood: rawLogLikelihood, cost };
   const { range, bitDepth } = model.manifest.data;
   const outputs = form === 'quantized' ? quantizeToCentres(raw, bitDepth!) : clampTo(raw, range![0], range![1]);
   const d = model.dim;
@@ -103,30 +106,30 @@ async function finish(model: FlowModel, raw: Float64Array, rawLogLikelihood: Flo
   if (moved.length > 0) {
     const rows = new Float64Array(moved.length * d);
     moved.forEach((row, k) => rows.set(outputs.subarray(row * d, (row + 1) * d), k * d));
-    const scored = await model.likelihood(rows, moved.length, timeoutMs);
+    const scored = await model.likelihood(rows, moved.length, ctx);
     moved.forEach((row, k) => (logLikelihood[row] = scored[k].logLikelihood));
   }
-  return { output: form, outputs, logLikelihood };
+  return { output: form, outputs, logLikelihood, cost };
 }
 
-export async function encode(model: FlowModel, x: Float64Array, n: number, field: string): Promise<{ latents: Float64Array; logDet: Float64Array }> {
-  const { latents, logDet } = await model.encode(x, n);
+export async function encode(model: FlowModel, x: Float64Array, n: number, field: string, ctx: LoopContext = {}): Promise<{ latents: Float64Array; logDet: Float64Array; cost: Cost }> {
+  const { latents, logDet, cost } = await model.encode(x, n, ctx);
   assertFiniteRows(field, latents, logDet, n, model.dim, 'maps to');
-  return { latents, logDet };
+  return { latents, logDet, cost };
 }
 
-export async function decode(model: FlowModel, latents: Float64Array, n: number, opts: { output?: OutputForm } = {}): Promise<Outputs> {
+export async function decode(model: FlowModel, latents: Float64Array, n: number, opts: { output?: OutputForm } = {}, ctx: LoopContext = {}): Promise<Outputs> {
   const form = opts.output ?? defaultOutputForm(model.manifest);
   checkForm(model, form);
-  const { outputs, logDet } = await model.decode(latents, n);
+  const { outputs, logDet, cost } = await model.decode(latents, n, ctx);
   assertFiniteRows('latents', outputs, logDet, n, model.dim, 'decodes to');
   // log p(x) = log N(ε) + log|det ∂ε/∂x| = log N(ε) − log|det ∂x/∂ε|
   const logLikelihood = logStandardNormal(latents, n, model.dim);
   for (let i = 0; i < n; i++) logLikelihood[i] -= logDet[i];
-  return finish(model, outputs, logLikelihood, n, form);
+  return finish(model, outputs, logLikelihood, n, form, cost, ctx);
 }
 
-export async function sample(model: FlowModel, opts: { count: number; temperature?: number; seed: number; output?: OutputForm }): Promise<Sampled> {
+export async function sample(model: FlowModel, opts: { count: number; temperature?: number; seed: number; output?: OutputForm }, ctx: LoopContext = {}): Promise<Sampled> {
   const temperature = opts.temperature ?? model.manifest.defaultTemperature;
   if (temperature > model.maxTemperature) {
     const why = model.manifest.sampling
@@ -136,8 +139,8 @@ export async function sample(model: FlowModel, opts: { count: number; temperatur
   }
   const form = opts.output ?? defaultOutputForm(model.manifest);
   checkForm(model, form);
-  const drawn = await model.sample(opts.count, temperature, opts.seed);
-  const done = await finish(model, drawn.outputs, drawn.logLikelihood, opts.count, form);
+  const drawn = await model.sample(opts.count, temperature, opts.seed, ctx);
+  const done = await finish(model, drawn.outputs, drawn.logLikelihood, opts.count, form, drawn.cost, ctx);
   return { ...done, temperature, seed: opts.seed, latents: drawn.latents, redrawn: drawn.redrawn };
 }
 
@@ -146,7 +149,7 @@ export async function sample(model: FlowModel, opts: { count: number; temperatur
  * scores, anomalyScore and the batch test always use pixel centres: the protocol the calibration
  * statistics were measured with.
  */
-export async function likelihood(model: FlowModel, x: Float64Array, n: number, opts: LikelihoodOptions = {}): Promise<LikelihoodAnswer> {
+export async function likelihood(model: FlowModel, x: Float64Array, n: number, opts: LikelihoodOptions = {}, ctx: LoopContext = {}): Promise<LikelihoodAnswer> {
   const field = opts.field ?? 'inputs';
   const { bitDepth, range } = model.manifest.data;
   const available = model.scores;
@@ -163,7 +166,7 @@ export async function likelihood(model: FlowModel, x: Float64Array, n: number, o
     throw new InvalidInputError('batchTest', `model ${model.name} ships no held-out NLL quantiles (calibration.nllQuantiles) to test against`);
 
   const protocol: Protocol = bitDepth === null ? { dequantization: 'none' } : { dequantization: 'centre' };
-  let uniformPass: Promise<Float64Array> | null = null;
+  let uniformPass: Promise<{ lme: Float64Array; cost: Cost }> | null = null;
   if (uniform) {
     const draws = opts.draws ?? 1;
     const seed = opts.seed ?? randomSeed();
@@ -174,17 +177,19 @@ export async function likelihood(model: FlowModel, x: Float64Array, n: number, o
         throw new InvalidInputError(`${field}[${Math.floor(j / d)}][${j % d}]`, `dequantization "uniform" scores ${bitDepth}-bit pixels: values must lie in the data range [${range![0]}, ${range![1]}], got ${x[j]}`);
     Object.assign(protocol, { dequantization: 'uniform', draws, seed });
     const noisy = dequantizeUniform(x, n, d, bitDepth!, draws, new Rng(seed));
-    uniformPass = model.likelihood(noisy, n * draws).then((rows) => logMeanExp(rows.map((r) => r.logLikelihood), n, draws));
+    uniformPass = model.likelihoodWithCost(noisy, n * draws, ctx).then(({ results: rows, cost }) => ({ lme: logMeanExp(rows.map((r) => r.logLikelihood), n, draws), cost }));
   }
   // Pixel centres: the answer itself, or (uniform) the scores' protocol when any score is wanted.
-  const centres = !uniform || wanted.size > 0 || opts.batchTest ? scoreCentres(model, x, n, wanted, field) : null;
-  const [scored, iw] = await Promise.all([centres, uniformPass]);
+  const centres = !uniform || wanted.size > 0 || opts.batchTest ? scoreCentres(model, x, n, wanted, field, ctx) : null;
+  const [centred, uniformed] = await Promise.all([centres, uniformPass]);
+  const scored = centred?.results;
+  const iw = uniformed?.lme;
   if (iw) assertFiniteRows(field, iw, null, n, 1, 'has a log-likelihood with');
   const results: ScoredLikelihood[] = Array.from({ length: n }, (_, i) => {
     const base = scored?.[i] ?? { scores: nullScores(), anomalyScore: null, isAnomaly: null, logLikelihood: NaN, bitsPerDim: NaN };
     return iw ? { ...base, logLikelihood: iw[i], bitsPerDim: bitsPerDim(iw[i], model.dim, bitDepth) } : base;
   });
-  const answer: LikelihoodAnswer = { protocol, results };
+  const answer: LikelihoodAnswer = { protocol, results, cost: (uniformed ?? centred)!.cost };
   if (opts.batchTest) answer.batchTest = batchTest(model, scored!.map((r) => -r.logLikelihood))!;
   return answer;
 }
@@ -192,12 +197,12 @@ export async function likelihood(model: FlowModel, x: Float64Array, n: number, o
 const nullScores = (): Record<ScoreName, number | null> => ({ nll: null, typicality: null, complexity: null, complexityJpegLs: null });
 
 /** log p at the rows as given (pixel centres for images) and the wanted scores (docs/anomaly.md). */
-async function scoreCentres(model: FlowModel, x: Float64Array, n: number, wanted: ReadonlySet<ScoreName>, field: string): Promise<ScoredLikelihood[]> {
+async function scoreCentres(model: FlowModel, x: Float64Array, n: number, wanted: ReadonlySet<ScoreName>, field: string, ctx: LoopContext): Promise<{ results: ScoredLikelihood[]; cost: Cost }> {
   // The image code lengths are computed on the event loop while the flow runs on the inference worker.
   const images = IMAGE_SCORES.some((s) => wanted.has(s)) ? toPixels(x, n, model) : [];
   const rawBits = model.dim * 8;
-  const [results, png, jpegLs] = await Promise.all([
-    model.likelihood(x, n),
+  const [{ results, cost }, png, jpegLs] = await Promise.all([
+    model.likelihoodWithCost(x, n, ctx),
     wanted.has('complexity') ? codeBits(images, model, losslessPng) : null,
     wanted.has('complexityJpegLs') ? codeBits(images, model, losslessJpegLs).then((bits) => bits.map((b) => twoPartCodeBits(b, rawBits))) : null,
   ]);
@@ -205,7 +210,7 @@ async function scoreCentres(model: FlowModel, x: Float64Array, n: number, wanted
   const cal = model.manifest.calibration;
   const nllStats = cal?.scores.nll;
   const stats = cal?.scores[cal.defaultScore];
-  return results.map((r, i) => {
+  return { cost, results: results.map((r, i) => {
     const nll = -r.logLikelihood;
     const scores: Record<ScoreName, number | null> = {
       nll: wanted.has('nll') ? nll : null,
@@ -216,7 +221,7 @@ async function scoreCentres(model: FlowModel, x: Float64Array, n: number, wanted
     const chosen = cal ? scores[cal.defaultScore as ScoreName] ?? null : null;
     if (chosen === null || !stats) return { ...r, scores, anomalyScore: null, isAnomaly: null };
     return { ...r, scores, anomalyScore: normalizeScore(chosen, stats), isAnomaly: chosen > stats.threshold };
-  });
+  }) };
 }
 
 type LosslessCodec = (images: readonly Uint8Array[], channels: number, height: number, width: number) => Promise<Uint8Array[]>;

@@ -22,12 +22,17 @@ export interface LuLayer extends LuConv {
   inverseInput: string;
 }
 
-/** The verified bytes the sessions are created from (one buffer per file, shared by both graphs). */
+/** The reserved graph name of the external-data file the graphs share. */
+export const WEIGHTS = 'weights';
+
+/** The verified bytes the sessions are created from (one buffer per file, shared by the graphs). */
 export interface PackageBytes {
-  forward: Uint8Array;
-  inverse: Uint8Array;
+  /** Every graph the manifest declares, by name (manifest.graphs without `weights`). */
+  graphs: Record<string, Uint8Array>;
   /** manifest.graphs.weights: the external-data file the graphs name, when the package has one. */
   weights?: Uint8Array;
+  /** Every file of `files`, verified (side files a family's program reads, e.g. planar.json). */
+  files: Map<string, Uint8Array>;
 }
 
 export interface ModelPackage {
@@ -94,7 +99,7 @@ export async function loadPackage(dir: string, name: string): Promise<ModelPacka
   if (maxT !== undefined && manifest.defaultTemperature > maxT)
     throw new PackageError(`defaultTemperature ${manifest.defaultTemperature} is above the measured maximum ${maxT} (sampling.maxTemperature)`);
 
-  const referenced = [manifest.graphs.forward, manifest.graphs.inverse, manifest.graphs.weights, manifest.lu?.file].filter((f): f is string => !!f);
+  const referenced = [...Object.values(manifest.graphs), manifest.lu?.file].filter((f): f is string => !!f);
   for (const f of referenced) if (!(f in manifest.files)) throw new PackageError(`flow.json files has no sha256 for '${f}'`);
   const verified = new Map<string, Buffer>();
   for (const [file, expected] of Object.entries(manifest.files)) {
@@ -109,9 +114,9 @@ export async function loadPackage(dir: string, name: string): Promise<ModelPacka
     verified.set(file, bytes);
   }
   const bytes: PackageBytes = {
-    forward: verified.get(manifest.graphs.forward)!,
-    inverse: verified.get(manifest.graphs.inverse)!,
+    graphs: Object.fromEntries(Object.entries(manifest.graphs).filter(([g]) => g !== WEIGHTS).map(([g, file]) => [g, verified.get(file)!])),
     ...(manifest.graphs.weights ? { weights: verified.get(manifest.graphs.weights)! } : {}),
+    files: verified,
   };
 
   const dataDim = product(manifest.data.shape);

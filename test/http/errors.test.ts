@@ -15,7 +15,7 @@ import { STATUS_BY_CODE } from '../../src/errors.js';
 import { pngBomb } from '../helpers/images.js';
 
 const packages = shippedPackages();
-const vector = packages.find((p) => p.manifest.data.kind === 'vector')!;
+const vector = packages.find((p) => p.name === 'realnvp-moons')!;
 const image = packages.find((p) => p.manifest.data.kind === 'image');
 const V = vector.name;
 
@@ -336,4 +336,10 @@ test('BAD CALL - inputs outside the model\'s support name the open interval; val
 test('BAD CALL - nested [C][H][W] arrays get a hint to flatten', async () => {
   const res = await post(app, '/likelihood', { model: V, inputs: [[[0.1], [0.2]]] });
   assertError(res, 'VALIDATION_ERROR', /body\.inputs\[0\]\[0\]: must be a finite number; each row is one flat array of numbers: flatten nested arrays row-major/);
+});
+
+test('BAD CALL - ODE tolerances on a model that is not continuous → 400 naming the field', async () => {
+  assertError(await post(app, '/likelihood', { model: V, inputs: [[0.1, 0.2]], atol: 1e-6 }), 'INVALID_INPUT', /atol: is only for continuous flows \(family ffjord\); model realnvp-moons is realnvp/);
+  assertError(await post(app, '/sample', { model: V, count: 1, rtol: 1e-6 }), 'INVALID_INPUT', /rtol: is only for continuous flows/);
+  assertError(await post(app, '/sample', { model: V, count: 1, rtol: 0 }), 'VALIDATION_ERROR', /body\.rtol: must be >= 1e-12/);
 });

@@ -61,6 +61,9 @@ test('GET /metrics exposes the flowserve_ families and passes promtool', async (
     'flowserve_requests_timed_out_total',
     'flowserve_model_info',
     'flowserve_errors_total',
+    'flowserve_solver_evaluations',
+    'flowserve_solver_iterations',
+    'flowserve_requests_cancelled_total',
     'process_cpu_user_seconds_total',
     'nodejs_eventloop_lag_seconds',
   ])
@@ -68,7 +71,7 @@ test('GET /metrics exposes the flowserve_ families and passes promtool', async (
   assert.match(text, new RegExp(`flowserve_http_requests_total\\{route="/likelihood",model="${name}",status="200"\\} 1`));
   assert.match(text, /flowserve_errors_total\{code="MODEL_NOT_FOUND"\} 1/);
   assert.match(text, new RegExp(`flowserve_model_info\\{model="${name}",family="\\w+",provider="cpu",status="ready"\\} 1`));
-  assert.match(text, new RegExp(`flowserve_inference_batch_size_count\\{model="${name}",direction="forward"\\} [1-9]`));
+  assert.match(text, new RegExp(`flowserve_inference_batch_size_count\\{model="${name}",graph="forward"\\} [1-9]`));
 
   if (spawnSync('promtool', ['--version']).error) {
     t.skip('promtool not installed (.ci/run installs it)');

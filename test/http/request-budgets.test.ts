@@ -18,7 +18,7 @@ const BUDGET = 1024 * 1024; // BODY_LIMIT_BYTES for this file's server
 const MAX_ITEMS = 16;
 const packages = shippedPackages();
 const imageModel = packages.find((p) => p.manifest.data.kind === 'image')!.name;
-const vectorModel = packages.find((p) => p.manifest.data.kind === 'vector')!.name;
+const vectorModel = packages.find((p) => p.name === 'realnvp-moons')!.name;
 
 let app: FastifyInstance;
 let url: string;

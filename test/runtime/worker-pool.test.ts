@@ -10,7 +10,7 @@ import { MODEL_DIR } from '../helpers/app.js';
 const silent = { info() {}, warn() {}, error() {} };
 const options = { provider: 'cpu' as const, deviceId: 0, intraOpThreads: 1, intraOpSpinning: false };
 const moons = await loadPackage(join(MODEL_DIR, 'realnvp-moons'), 'realnvp-moons');
-const forward: SessionSpec = { key: 'fwd', graph: moons.bytes.forward, externalData: [{ path: moons.manifest.graphs.weights!, data: moons.bytes.weights! }] };
+const forward: SessionSpec = { key: 'fwd', graph: moons.bytes.graphs.forward, externalData: [{ path: moons.manifest.graphs.weights!, data: moons.bytes.weights! }] };
 const feeds = (n: number) => ({ x: { dims: [n, 2], data: new Float32Array(2 * n).fill(0.25) } });
 
 for (const isolation of ['process', 'thread'] as Isolation[])

@@ -9,7 +9,7 @@ function fake(over: Partial<BatcherOptions> = {}, delayMs = 5) {
   const batches: number[] = [];
   const batcher = new Batcher({
     model: 'm',
-    direction: 'forward',
+    graph: 'forward',
     maxBatchSize: 8,
     maxQueueDelayMs: 5,
     merge: true,

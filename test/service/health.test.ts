@@ -90,7 +90,7 @@ test('FAULT - unavailable model reasons carry no paths', async (t) => {
   const internals = /\/|\\|onnx|protobuf|flowserve-health|\bat\b|offset/i;
   const readyz = await get(app, '/readyz');
   assert.equal(readyz.status, 200, 'the good model serves');
-  assert.deepEqual(readyz.body.models.garbled, { status: 'unavailable', reason: 'forward graph could not be loaded' });
+  assert.deepEqual(readyz.body.models.garbled, { status: 'unavailable', reason: "graph 'forward' could not be loaded" });
   assert.deepEqual(readyz.body.models.incomplete, { status: 'unavailable', reason: 'weights.bin is missing' });
   const models = (await get(app, '/models')).body.models as { name: string; reason?: string }[];
   for (const name of ['garbled', 'incomplete']) {
@@ -107,7 +107,7 @@ test('FAULT - unavailable model reasons carry no paths', async (t) => {
   const detailed = lines.filter((l) => /protobuf/i.test(JSON.stringify(l)));
   assert.equal(detailed.length, 1, JSON.stringify(detailed));
   assert.equal(detailed[0].level, 50);
-  assert.match(detailed[0].msg, /model garbled refused: forward graph could not be loaded/);
+  assert.match(detailed[0].msg, /model garbled refused: graph 'forward' could not be loaded/);
 });
 
 test('FAULT - readiness and liveness tell the truth when no worker can start', async (t) => {

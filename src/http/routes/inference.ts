@@ -1,8 +1,8 @@
 // POST /encode, /decode, /sample, /likelihood.
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Config } from '../../config/config.js';
-import { InvalidInputError, ValidationError, echo } from '../../errors.js';
+import { CancelledError, InvalidInputError, ValidationError, echo } from '../../errors.js';
 import { SCORE_NAMES, type ScoreName } from '../../flow/anomaly.js';
 import { dataToPixels } from '../../flow/quantize.js';
 import { MAX_SEED, randomSeed } from '../../flow/random.js';
@@ -12,6 +12,18 @@ import { MultipartForm } from '../multipart-body.js';
 import type { FlowService } from '../../service/flow-service.js';
 import { checkCount, decodeBase64, rowsFromArrays, rowsFromImages } from '../../service/inputs.js';
 import { DEQUANTIZATIONS, MAX_DEQUANTIZATION_DRAWS, type Dequantization, type Outputs } from '../../service/operations.js';
+import type { Cost, LoopContext, SolverOptions } from '../../service/programs/types.js';
+
+/** The per-request ODE tolerances, when the body names any. */
+const solverOf = (body: { atol?: number; rtol?: number }): SolverOptions | undefined =>
+  body.atol === undefined && body.rtol === undefined ? undefined : { ...(body.atol !== undefined ? { atol: body.atol } : {}), ...(body.rtol !== undefined ? { rtol: body.rtol } : {}) };
+
+/** A request's loop cost as JSON: sequential graph-call rounds, and per-row solver work when there is any. */
+const renderCost = (c: Cost) => ({
+  passes: c.passes,
+  ...(c.evaluations ? { evaluations: Array.from(c.evaluations) } : {}),
+  ...(c.iterations ? { iterations: Array.from(c.iterations) } : {}),
+});
 import {
   DataBody,
   DecodeBody,
@@ -69,6 +81,7 @@ export function inferenceRoutes(app: FastifyInstance, service: FlowService, conf
     dequantization?: Dequantization;
     draws?: number;
     seed?: number;
+    solver?: SolverOptions;
   }
 
   /** The multipart text field as a whole number in [min, max], with the JSON schema's rule. */
@@ -100,7 +113,7 @@ export function inferenceRoutes(app: FastifyInstance, service: FlowService, conf
     const body = request.body as DataBody;
     const model = pick(request, body.model);
     if ((body.inputs === undefined) === (body.images === undefined)) throw new InvalidInputError('inputs', 'send exactly one of "inputs" or "images"');
-    const common = { batchTest: body.batchTest ?? false, scores: body.scores, dequantization: body.dequantization, draws: body.draws, seed: body.seed };
+    const common = { batchTest: body.batchTest ?? false, scores: body.scores, dequantization: body.dequantization, draws: body.draws, seed: body.seed, solver: solverOf(body) };
     if (body.inputs) {
       checkCount('inputs', body.inputs.length, config.maxItemsPerRequest, 'MAX_ITEMS_PER_REQUEST');
       return { model, x: rowsFromArrays('inputs', body.inputs, model, model.support), n: body.inputs.length, field: 'inputs', ...common };
@@ -121,7 +134,7 @@ export function inferenceRoutes(app: FastifyInstance, service: FlowService, conf
   /** Outputs as rows or PNGs; a PNG holds 8-bit pixels, so it needs the quantized form. */
   async function render(model: FlowModel, done: Outputs, n: number, format: 'array' | 'png') {
     const { data } = model.manifest;
-    const common = { output: done.output, logLikelihood: Array.from(done.logLikelihood) };
+    const common = { output: done.output, logLikelihood: Array.from(done.logLikelihood), cost: renderCost(done.cost) };
     if (format === 'array') return { outputs: toRows(done.outputs, n, model.dim), ...common };
     if (data.kind !== 'image' || data.bitDepth === null) throw new InvalidInputError('format', `model ${model.name} produces vectors: use "array"`, { allowed: ['array'] });
     if (done.output !== 'quantized') throw new InvalidInputError('format', `"png" holds quantized pixels: use output "quantized" (the default for this model) or format "array" for ${done.output} values`);
@@ -134,6 +147,19 @@ export function inferenceRoutes(app: FastifyInstance, service: FlowService, conf
     return { images, ...common };
   }
 
+  /**
+   * The request's loop context: its REQUEST_TIMEOUT_MS deadline, and a signal that aborts when the
+   * client goes away before the answer, so loops stop between steps and queued work is dropped.
+   */
+  function loopContext(request: FastifyRequest, reply: FastifyReply, solver?: SolverOptions): LoopContext {
+    const controller = new AbortController();
+    const onClose = () => {
+      if (!reply.raw.writableFinished) controller.abort(new CancelledError());
+    };
+    reply.raw.once('close', onClose);
+    return { ...service.context(controller.signal), ...(solver ? { solver } : {}) };
+  }
+
   /** Check the format against the output form before any inference runs. */
   function checkFormat(model: FlowModel, format: 'array' | 'png', output: string | undefined): void {
     if (format !== 'png') return;
@@ -144,18 +170,18 @@ export function inferenceRoutes(app: FastifyInstance, service: FlowService, conf
 
   r.post('/encode', {
     schema: { summary: 'Map data to standard-normal latents (forward).', tags: ['inference'], consumes: ['application/json', 'multipart/form-data'], body: dataBodySchema as never, response: { 200: EncodeResponse, ...inferenceErrors } },
-    handler: async (request) => {
+    handler: async (request, reply) => {
       const read = await readData(request);
       likelihoodOnly(read);
       const { model, x, n, field } = read;
-      const { latents, logDet } = await service.encode(model, x, n, field);
-      return { model: model.name, latents: toRows(latents, n, model.dim), logDet: Array.from(logDet) };
+      const { latents, logDet, cost } = await service.encode(model, x, n, field, loopContext(request, reply, read.solver));
+      return { model: model.name, latents: toRows(latents, n, model.dim), logDet: Array.from(logDet), cost: renderCost(cost) };
     },
   });
 
   r.post('/decode', {
     schema: { summary: 'Map latents back to data (inverse), in an output form, with the log-likelihood of each output.', tags: ['inference'], body: DecodeBody, response: { 200: DecodeResponse, ...inferenceErrors } },
-    handler: async (request) => {
+    handler: async (request, reply) => {
       const body = request.body;
       const model = pick(request, body.model);
       checkCount('latents', body.latents.length, config.maxItemsPerRequest, 'MAX_ITEMS_PER_REQUEST');
@@ -163,21 +189,21 @@ export function inferenceRoutes(app: FastifyInstance, service: FlowService, conf
       const n = body.latents.length;
       const format = body.format ?? 'array';
       checkFormat(model, format, body.output);
-      const done = await service.decode(model, z, n, { output: body.output });
+      const done = await service.decode(model, z, n, { output: body.output }, loopContext(request, reply, solverOf(body)));
       return { model: model.name, ...(await render(model, done, n, format)) };
     },
   });
 
   r.post('/sample', {
     schema: { summary: 'Draw samples at a temperature: ε ~ N(0, T²·I), x = inverse(ε), in an output form, with the log-likelihood of each output.', tags: ['inference'], body: SampleBody, response: { 200: SampleResponse, ...inferenceErrors } },
-    handler: async (request) => {
+    handler: async (request, reply) => {
       const body = request.body;
       const model = pick(request, body.model);
       const seed = body.seed ?? randomSeed();
       const { data } = model.manifest;
       const format = body.format ?? (data.kind === 'image' && data.bitDepth !== null ? 'png' : 'array');
       checkFormat(model, format, body.output);
-      const done = await service.sample(model, { count: body.count, temperature: body.temperature, seed, output: body.output });
+      const done = await service.sample(model, { count: body.count, temperature: body.temperature, seed, output: body.output }, loopContext(request, reply, solverOf(body)));
       return {
         model: model.name,
         temperature: done.temperature,
@@ -197,10 +223,10 @@ export function inferenceRoutes(app: FastifyInstance, service: FlowService, conf
       body: dataBodySchema as never,
       response: { 200: LikelihoodResponse, ...inferenceErrors },
     },
-    handler: async (request) => {
-      const { model, x, n, field, ...opts } = await readData(request);
-      const answer = await service.likelihood(model, x, n, { field, ...opts });
-      return { model: model.name, ...answer };
+    handler: async (request, reply) => {
+      const { model, x, n, field, solver, ...opts } = await readData(request);
+      const answer = await service.likelihood(model, x, n, { field, ...opts }, loopContext(request, reply, solver));
+      return { model: model.name, ...answer, cost: renderCost(answer.cost) };
     },
   });
 }
