@@ -3,6 +3,9 @@
 // saturation with autocannon (concurrency sweep, single-sample and batched requests), (3) the service
 // with dynamic batching disabled. Reports samples/s, p50/p99 latency, /healthz latency while
 // saturated (probed from a separate process, every 20 ms) and peak RSS; writes bench/results-<date>.md.
+// Then the flow-families section (scripts/bench-families.ts: MAF/IAF/FFJORD/planar programs at 1, 8
+// and 64 single-row clients vs the same loop on raw ORT at batch 64), also written to
+// bench/families-<date>.md; BENCH_FAMILIES=false skips it.
 //   BENCH_SECONDS=5 BENCH_MODELS=glow-fashion,nice-mnist BENCH_CONCURRENCY=1,8,64,128 [BENCH_PROVIDER=cuda] npm run bench
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
@@ -10,6 +13,7 @@ import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
 import * as ort from 'onnxruntime-node';
+import { listeningPorts, runFamilies } from './bench-families.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -64,10 +68,8 @@ async function startServer(env: Record<string, string>): Promise<{ child: ChildP
     const t = setInterval(async () => {
       // the port is in the listening log line, which LOG_LEVEL=warn hides: ask the OS instead
       try {
-        const fd = readFileSync(`/proc/${child.pid}/net/tcp`, 'utf8');
-        const listen = fd.split('\n').slice(1).map((l) => l.trim().split(/\s+/)).filter((c) => c[3] === '0A' && c[1]?.startsWith('0100007F'));
-        for (const c of listen) {
-          const p = parseInt(c[1].split(':')[1], 16);
+        // only the child's own sockets: /proc/<pid>/net/tcp lists every socket of the machine
+        for (const p of listeningPorts(child.pid!)) {
           const r = await fetch(`http://127.0.0.1:${p}/readyz`).catch(() => null);
           if (r?.status === 200) {
             clearInterval(t);
@@ -173,6 +175,7 @@ async function main() {
   } finally {
     for (const s of Object.values(servers)) s.child.kill('SIGTERM');
   }
+  if (process.env.BENCH_FAMILIES !== 'false') await runFamilies(log);
   mkdirSync(join(ROOT, 'bench'), { recursive: true });
   const file = join(ROOT, 'bench', `results-${started.slice(0, 10)}.md`);
   writeFileSync(file, lines.join('\n') + '\n');

@@ -343,7 +343,7 @@ export class FlowService {
     return this.counted(model, 'inverse', ops.decode(model, latents, n, opts, ctx));
   }
 
-  sample(model: FlowModel, opts: { count: number; temperature?: number; seed: number; output?: OutputForm }, ctx: LoopContext = this.context()) {
+  sample(model: FlowModel, opts: { count: number; temperature?: number; seed?: number; output?: OutputForm }, ctx: LoopContext = this.context()) {
     checkCount('count', opts.count, this.config.maxSamplesPerRequest, 'MAX_SAMPLES_PER_REQUEST');
     checkSolver(model, ctx);
     return this.counted(model, 'inverse', ops.sample(model, opts, ctx));

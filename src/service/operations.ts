@@ -16,7 +16,7 @@ import { bitsPerDim, logMeanExp } from '../flow/density.js';
 import { logStandardNormal } from '../flow/prior.js';
 import { clampTo, dataToPixels, dequantizeUniform, quantizeToCentres } from '../flow/quantize.js';
 import { Rng, randomSeed } from '../flow/random.js';
-import { losslessJpegLs, losslessPng } from '../imaging/image-codec.js';
+import { encodePng, losslessJpegLs, losslessPng } from '../imaging/image-codec.js';
 import type { FlowModel, Likelihood } from './flow-model.js';
 import { assertFiniteRows } from './inputs.js';
 import type { Cost, LoopContext } from './programs/types.js';
@@ -129,7 +129,8 @@ export async function decode(model: FlowModel, latents: Float64Array, n: number,
   return finish(model, outputs, logLikelihood, n, form, cost, ctx);
 }
 
-export async function sample(model: FlowModel, opts: { count: number; temperature?: number; seed: number; output?: OutputForm }, ctx: LoopContext = {}): Promise<Sampled> {
+export async function sample(model: FlowModel, opts: { count: number; temperature?: number; seed?: number; output?: OutputForm }, ctx: LoopContext = {}): Promise<Sampled> {
+  const seed = opts.seed ?? randomSeed();
   const temperature = opts.temperature ?? model.manifest.defaultTemperature;
   if (temperature > model.maxTemperature) {
     const why = model.manifest.sampling
@@ -139,9 +140,9 @@ export async function sample(model: FlowModel, opts: { count: number; temperatur
   }
   const form = opts.output ?? defaultOutputForm(model.manifest);
   checkForm(model, form);
-  const drawn = await model.sample(opts.count, temperature, opts.seed, ctx);
+  const drawn = await model.sample(opts.count, temperature, seed, ctx);
   const done = await finish(model, drawn.outputs, drawn.logLikelihood, opts.count, form, drawn.cost, ctx);
-  return { ...done, temperature, seed: opts.seed, latents: drawn.latents, redrawn: drawn.redrawn };
+  return { ...done, temperature, seed, latents: drawn.latents, redrawn: drawn.redrawn };
 }
 
 /**
@@ -222,6 +223,15 @@ async function scoreCentres(model: FlowModel, x: Float64Array, n: number, wanted
     if (chosen === null || !stats) return { ...r, scores, anomalyScore: null, isAnomaly: null };
     return { ...r, scores, anomalyScore: normalizeScore(chosen, stats), isAnomaly: chosen > stats.threshold };
   }) };
+}
+
+/** Quantized outputs of an image model as PNGs (the routes' "png" format): pixel k of bin (k + 0.5)/2^b. */
+export async function toPngs(model: FlowModel, outputs: Float64Array, n: number): Promise<Buffer[]> {
+  const { shape, bitDepth } = model.manifest.data;
+  const [c, h, w] = shape;
+  const pngs: Buffer[] = [];
+  for (let i = 0; i < n; i++) pngs.push(await encodePng(dataToPixels(outputs.subarray(i * model.dim, (i + 1) * model.dim), bitDepth!) as Uint8Array, c, h, w));
+  return pngs;
 }
 
 type LosslessCodec = (images: readonly Uint8Array[], channels: number, height: number, width: number) => Promise<Uint8Array[]>;

@@ -24,19 +24,21 @@ for (const pkg of shippedPackages()) {
 
   test(`${name}: sample → encode → decode → likelihood chains in every output form, at several temperatures in range`, async () => {
     const doc = await card();
+    // a continuous flow's two directions agree to its solver tolerance: make that tight
+    const tol = doc.family === 'ffjord' ? { atol: 1e-9, rtol: 1e-9 } : {};
     const max: number = doc.sampling.temperature.max;
     const temperatures = [...new Set([Math.min(0.3, max), manifest.defaultTemperature, max])];
     assert.ok(temperatures.every((t) => t > 0 && t <= max));
     for (const temperature of temperatures)
       for (const output of doc.outputs.forms as string[]) {
         const at = `T=${temperature} ${output}`;
-        const s = await post(app, '/sample', { model: name, count: COUNT, seed: 11, temperature, output, format: 'array', returnLatents: true });
+        const s = await post(app, '/sample', { model: name, count: COUNT, seed: 11, temperature, output, format: 'array', returnLatents: true, ...tol });
         assert.equal(s.status, 200, `${at}: ${JSON.stringify(s.body).slice(0, 300)}`);
         assert.equal(s.body.output, output);
         assert.equal(s.body.latents.length, COUNT);
 
         // encode takes every output back; raw outputs encode to the drawn ε
-        const enc = await post(app, '/encode', { model: name, inputs: s.body.outputs });
+        const enc = await post(app, '/encode', { model: name, inputs: s.body.outputs, ...tol });
         assert.equal(enc.status, 200, `${at}: ${JSON.stringify(enc.body).slice(0, 300)}`);
         if (output === 'raw')
           s.body.latents.forEach((eps: number[], i: number) =>
@@ -44,23 +46,23 @@ for (const pkg of shippedPackages()) {
           );
 
         // decode(encode(x)) gives x back (raw), and re-applying the form gives exactly the output
-        const back = await post(app, '/decode', { model: name, latents: enc.body.latents, output: 'raw' });
+        const back = await post(app, '/decode', { model: name, latents: enc.body.latents, output: 'raw', ...tol });
         assert.equal(back.status, 200);
         back.body.outputs.forEach((row: number[], i: number) => row.forEach((v, j) => assert.ok(Math.abs(v - s.body.outputs[i][j]) <= 1e-3, `${at}: round trip [${i}][${j}] ${v} vs ${s.body.outputs[i][j]}`)));
         if (output === 'quantized') {
-          const again = await post(app, '/decode', { model: name, latents: enc.body.latents, output });
+          const again = await post(app, '/decode', { model: name, latents: enc.body.latents, output, ...tol });
           assert.deepEqual(again.body.outputs, s.body.outputs, `${at}: quantize(decode(encode(x))) = x`);
         }
 
         // the log-likelihood returned is /likelihood's for the returned rows
-        const lik = await post(app, '/likelihood', { model: name, inputs: s.body.outputs, scores: [] });
+        const lik = await post(app, '/likelihood', { model: name, inputs: s.body.outputs, scores: [], ...tol });
         assert.equal(lik.status, 200, `${at}: ${JSON.stringify(lik.body).slice(0, 300)}`);
         lik.body.results.forEach((r: { logLikelihood: number }, i: number) =>
           assert.ok(relClose(s.body.logLikelihood[i], r.logLikelihood, output === 'raw' ? 1e-5 : 1e-9), `${at}: sample ${i} says ${s.body.logLikelihood[i]}, /likelihood ${r.logLikelihood}`),
         );
 
         // editing workflow: /decode of the drawn latents reproduces the sample and its density
-        const dec = await post(app, '/decode', { model: name, latents: s.body.latents, output });
+        const dec = await post(app, '/decode', { model: name, latents: s.body.latents, output, ...tol });
         assert.equal(dec.status, 200);
         assert.deepEqual(dec.body.outputs, s.body.outputs, `${at}: /decode(latents of /sample) = the sample`);
         dec.body.logLikelihood.forEach((l: number, i: number) => assert.ok(relClose(l, s.body.logLikelihood[i], 1e-12)));

@@ -4,14 +4,12 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Config } from '../../config/config.js';
 import { CancelledError, InvalidInputError, ValidationError, echo } from '../../errors.js';
 import { SCORE_NAMES, type ScoreName } from '../../flow/anomaly.js';
-import { dataToPixels } from '../../flow/quantize.js';
-import { MAX_SEED, randomSeed } from '../../flow/random.js';
-import { encodePng } from '../../imaging/image-codec.js';
+import { MAX_SEED } from '../../flow/random.js';
 import type { FlowModel } from '../../service/flow-model.js';
 import { MultipartForm } from '../multipart-body.js';
 import type { FlowService } from '../../service/flow-service.js';
 import { checkCount, decodeBase64, rowsFromArrays, rowsFromImages } from '../../service/inputs.js';
-import { DEQUANTIZATIONS, MAX_DEQUANTIZATION_DRAWS, type Dequantization, type Outputs } from '../../service/operations.js';
+import { DEQUANTIZATIONS, MAX_DEQUANTIZATION_DRAWS, toPngs, type Dequantization, type Outputs } from '../../service/operations.js';
 import type { Cost, LoopContext, SolverOptions } from '../../service/programs/types.js';
 
 /** The per-request ODE tolerances, when the body names any. */
@@ -138,12 +136,7 @@ export function inferenceRoutes(app: FastifyInstance, service: FlowService, conf
     if (format === 'array') return { outputs: toRows(done.outputs, n, model.dim), ...common };
     if (data.kind !== 'image' || data.bitDepth === null) throw new InvalidInputError('format', `model ${model.name} produces vectors: use "array"`, { allowed: ['array'] });
     if (done.output !== 'quantized') throw new InvalidInputError('format', `"png" holds quantized pixels: use output "quantized" (the default for this model) or format "array" for ${done.output} values`);
-    const [c, h, w] = data.shape;
-    const images: string[] = [];
-    for (let i = 0; i < n; i++) {
-      const pixels = dataToPixels(done.outputs.subarray(i * model.dim, (i + 1) * model.dim), data.bitDepth) as Uint8Array;
-      images.push((await encodePng(pixels, c, h, w)).toString('base64'));
-    }
+    const images = (await toPngs(model, done.outputs, n)).map((png) => png.toString('base64'));
     return { images, ...common };
   }
 
@@ -199,15 +192,14 @@ export function inferenceRoutes(app: FastifyInstance, service: FlowService, conf
     handler: async (request, reply) => {
       const body = request.body;
       const model = pick(request, body.model);
-      const seed = body.seed ?? randomSeed();
       const { data } = model.manifest;
       const format = body.format ?? (data.kind === 'image' && data.bitDepth !== null ? 'png' : 'array');
       checkFormat(model, format, body.output);
-      const done = await service.sample(model, { count: body.count, temperature: body.temperature, seed, output: body.output }, loopContext(request, reply, solverOf(body)));
+      const done = await service.sample(model, { count: body.count, temperature: body.temperature, seed: body.seed, output: body.output }, loopContext(request, reply, solverOf(body)));
       return {
         model: model.name,
         temperature: done.temperature,
-        seed,
+        seed: done.seed,
         ...(await render(model, done, body.count, format)),
         ...(body.returnLatents ? { latents: toRows(done.latents, body.count, model.dim) } : {}),
         redrawn: done.redrawn,
