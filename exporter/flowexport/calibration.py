@@ -4,7 +4,7 @@
     typicality   = |nll - mean(nll)| / std(nll)     (mean/std from the same slice)
     threshold    = (1 - targetFalsePositiveRate) quantile of the score on the slice
     nllQuantiles = 101 evenly spaced quantiles of the slice's nll, min … max: sorted[round(i/100·(n−1))],
-                   i = 0…100 (the definition of scripts/calibrate.ts); the service's batch typicality
+                   i = 0…100 (the definition of tools/calibrate.ts); the service's batch typicality
                    test (/likelihood with batchTest) bootstraps from them and refuses without them
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""calibration_block's nllQuantiles follow scripts/calibrate.ts exactly (the service's batch test reads them)."""
+"""calibration_block's nllQuantiles follow tools/calibrate.ts exactly (the service's batch test reads them)."""
 import math
 
 import numpy as np

@@ -1,5 +1,5 @@
 // Route schemas: the single source of truth. They validate requests, serialize responses and
-// generate openapi.yaml (scripts/gen-openapi.ts). Limits that depend on configuration (items per
+// generate openapi.yaml (tools/gen-openapi.ts). Limits that depend on configuration (items per
 // request, sample count) are enforced in the handlers so the error can name the setting.
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { AppError, ERROR_CODES, InferenceError, InvalidInputError, ModelNotFoundError, NotReadyError, OverloadedError, STATUS_BY_CODE, TimeoutError, UnauthorizedError, type ErrorCode } from '../errors.js';

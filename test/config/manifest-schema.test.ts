@@ -8,10 +8,10 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ManifestSchema } from '../../src/config/manifest-schema.js';
-import { SCHEMA_PATH, manifestSchemaText } from '../../scripts/gen-manifest-schema.js';
+import { SCHEMA_PATH, manifestSchemaText } from '../../tools/gen-manifest-schema.js';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
-const gen = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', 'scripts/gen-manifest-schema.ts', ...args], { cwd: ROOT, encoding: 'utf8' });
+const gen = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', 'tools/gen-manifest-schema.ts', ...args], { cwd: ROOT, encoding: 'utf8' });
 
 test('the committed manifest JSON Schema is the one generated from src/config/manifest-schema.ts', () => {
   assert.equal(readFileSync(SCHEMA_PATH, 'utf8'), manifestSchemaText(), 'stale exporter/flowexport/manifest.schema.json: run npm run schema:manifest');

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { ConfigSchema, envName } from '../../src/config/config.js';
-import { withTable } from '../../scripts/gen-config-table.js';
+import { withTable } from '../../tools/gen-config-table.js';
 
 test('README configuration table matches the config schema (run `npm run docs:config` after changing it)', async () => {
   const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8');

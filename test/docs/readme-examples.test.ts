@@ -1,5 +1,5 @@
 // Every curl example of the README's "API by example", as printed, against the real server
-// (npm start's process on the shipped models): scripts/check-readme-examples.sh.
+// (npm start's process on the shipped models): tools/check-readme-examples.sh.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -15,7 +15,7 @@ before(async () => {
 after(async () => killGroup(server));
 
 test('README: every API example answers 2xx', async () => {
-  const { stdout } = await promisify(execFile)('bash', ['scripts/check-readme-examples.sh'], { cwd: ROOT, env: { ...process.env, FLOWSERVE_URL: `127.0.0.1:${server.port}` }, maxBuffer: 1 << 24 }).catch((err) => {
+  const { stdout } = await promisify(execFile)('bash', ['tools/check-readme-examples.sh'], { cwd: ROOT, env: { ...process.env, FLOWSERVE_URL: `127.0.0.1:${server.port}` }, maxBuffer: 1 << 24 }).catch((err) => {
     assert.fail(`README examples failed:\n${err.stdout}`);
   });
   const m = /(\d+) examples, 0 failed/.exec(stdout);

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
-import { renderOpenApi } from '../../scripts/gen-openapi.js';
+import { renderOpenApi } from '../../tools/gen-openapi.js';
 
 test('committed openapi.yaml matches the route schemas (run `npm run openapi` after changing them)', async () => {
   const committed = await readFile(new URL('../../openapi.yaml', import.meta.url), 'utf8');

@@ -27,7 +27,7 @@ after(async () => {
 
 async function evalLikelihood(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', 'scripts/eval-likelihood.ts', ...args, '--model-dir', dir], { cwd: ROOT });
+    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', 'tools/eval-likelihood.ts', ...args, '--model-dir', dir], { cwd: ROOT });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };

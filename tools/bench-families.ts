@@ -8,7 +8,7 @@
 // the mean rows per graph call and how busy the inference worker was, which is where a gap lies.
 // Packages that are not in MODEL_DIR (or not loadable yet) are skipped with a note.
 // Writes bench/families-<date>.md.
-//   [BENCH_SECONDS=5] [BENCH_FAMILIES_CONCURRENCY=1,8,64] [MODEL_DIR=models] npx tsx scripts/bench-families.ts
+//   [BENCH_SECONDS=5] [BENCH_FAMILIES_CONCURRENCY=1,8,64] [MODEL_DIR=models] npx tsx tools/bench-families.ts
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
@@ -345,7 +345,7 @@ async function section(log: (s: string) => void, date: string): Promise<void> {
 
   log(`## Flow families: multi-pass programs under concurrent single-row requests (${date})`);
   log('');
-  log(`Machine: ${cpus().length} × ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')} at start; node ${process.version}; onnxruntime-node ${ort.env.versions.node}; CPU execution provider. Command: \`BENCH_SECONDS=${SECONDS} BENCH_FAMILIES_CONCURRENCY=${CONCURRENCY.join(',')} npx tsx scripts/bench-families.ts\` (or the end of \`npm run bench\`).`);
+  log(`Machine: ${cpus().length} × ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')} at start; node ${process.version}; onnxruntime-node ${ort.env.versions.node}; CPU execution provider. Command: \`BENCH_SECONDS=${SECONDS} BENCH_FAMILIES_CONCURRENCY=${CONCURRENCY.join(',')} npx tsx tools/bench-families.ts\` (or the end of \`npm run bench\`).`);
   log('');
   log(`Each client keeps one request in flight: /sample with count 1, or /likelihood with one input and \`scores: []\`. Raw = the same program loop (prior, preprocessing, program.forward/inverse) in-process at batch ${BATCH} on ONNX Runtime sessions made from the package bytes with the service's session options, one loop at a time, for ${SECONDS} s. Service: src/server.ts with a MODEL_DIR of just these packages, MAX_BATCH_SIZE=${BATCH}, defaults otherwise (1 inference process, MAX_QUEUE_DELAY_MS=0). "answered" counts the requests answered in the window; "work rows/s" is the rows the graphs ran ÷ the program's passes per row (fixed-pass programs; it counts requests still in flight, for loops that outlast the window); "rows/call" is the mean rows per graph call after dynamic batching, "calls/s" the graph calls (batches) per second reaching the inference process, "worker busy" the summed time of its ORT runs over wall time (from /metrics; above 100 % when runs overlap). "In-process service" is the same FlowService without HTTP (its batchers and inference process, called from this process by 64 concurrent single-row callers). The load generator (autocannon) runs in this process on the same machine.`);
   log('');

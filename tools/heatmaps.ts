@@ -1,11 +1,11 @@
 // Density heatmaps of every 2-D package (data.shape [2]) in MODEL_DIR: log p on a grid of cell
 // centres through the service's own likelihood path (a FlowService in this process, its batchers and
-// inference worker, as scripts/calibrate.ts does; not raw ORT), drawn as p (not log p) in a
+// inference worker, as tools/calibrate.ts does; not raw ORT), drawn as p (not log p) in a
 // viridis-like colormap clipped at the grid's 99th percentile. Writes docs/families/<model>.png and
 // docs/families/densities.png: one row per training set, its data first (a histogram of fresh
 // draws on the same grid), then each model; prints the grid's integral Σ p·(cell area) per model,
 // ≈ 1 when the box holds the mass.
-//   npx tsx scripts/heatmaps.ts [--model-dir DIR] [--out docs/families] [--cells 200] [--scale 2]
+//   npx tsx tools/heatmaps.ts [--model-dir DIR] [--out docs/families] [--cells 200] [--scale 2]
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';

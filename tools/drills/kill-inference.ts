@@ -52,7 +52,7 @@ async function drill(): Promise<void> {
   const modelDir = process.env.MODEL_DIR ?? join(ROOT, 'models');
 
   async function startServer(): Promise<Server> {
-    const args = isolation === 'process' ? ['--import', 'tsx', 'src/server.ts'] : ['--import', 'tsx', 'scripts/drills/kill-inference.ts', '--serve'];
+    const args = isolation === 'process' ? ['--import', 'tsx', 'src/server.ts'] : ['--import', 'tsx', 'tools/drills/kill-inference.ts', '--serve'];
     const child = spawn(process.execPath, args, {
       cwd: ROOT,
       env: { ...process.env, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', MODEL_DIR: modelDir, INFERENCE_ISOLATION: isolation, EXECUTION_PROVIDER: process.env.EXECUTION_PROVIDER ?? 'cpu', SHUTDOWN_DELAY_MS: '0' },

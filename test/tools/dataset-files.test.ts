@@ -1,4 +1,4 @@
-// The calibration data readers (scripts/lib/dataset-files.ts): NPY, IDX and image folders, built
+// The calibration data readers (tools/lib/dataset-files.ts): NPY, IDX and image folders, built
 // here from code, matched to a model's data shape, bit depth and support.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import type { Manifest } from '../../src/config/manifest-schema.js';
 import { encodePng } from '../../src/imaging/image-codec.js';
-import { DatasetError, encodeNpy, parseIdx, parseNpy, readDataset, toModelRows, type RawArray } from '../../scripts/lib/dataset-files.js';
+import { DatasetError, encodeNpy, parseIdx, parseNpy, readDataset, toModelRows, type RawArray } from '../../tools/lib/dataset-files.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'flowserve-datasets-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));

@@ -126,7 +126,7 @@ async function main(): Promise<void> {
     targetFalsePositiveRate: fpr,
     scores: table,
     nllQuantiles,
-    method: `scripts/calibrate.ts: ${data.method}`,
+    method: `tools/calibrate.ts: ${data.method}`,
   } as Manifest['calibration'];
   if (!Value.Check(ManifestSchema, manifest)) throw new Error(`calibrated manifest fails its schema: ${JSON.stringify(Value.Errors(ManifestSchema, manifest).First())}`);
   // Write then rename: an interrupted run never leaves a half-written flow.json in the package.

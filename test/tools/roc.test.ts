@@ -1,7 +1,7 @@
-// The detection metrics behind npm run eval:ood (scripts/lib/roc.ts).
+// The detection metrics behind npm run eval:ood (tools/lib/roc.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { aupr, auroc, fprAt95Tpr } from '../../scripts/lib/roc.js';
+import { aupr, auroc, fprAt95Tpr } from '../../tools/lib/roc.js';
 
 test('AUROC: 1 when OOD scores are all higher, 0 when all lower, 0.5 for ties; Mann–Whitney in between', () => {
   assert.equal(auroc([1, 2, 3], [4, 5]), 1);

@@ -3,7 +3,7 @@
 // saturation with autocannon (concurrency sweep, single-sample and batched requests), (3) the service
 // with dynamic batching disabled. Reports samples/s, p50/p99 latency, /healthz latency while
 // saturated (probed from a separate process, every 20 ms) and peak RSS; writes bench/results-<date>.md.
-// Then the flow-families section (scripts/bench-families.ts: MAF/IAF/FFJORD/planar programs at 1, 8
+// Then the flow-families section (tools/bench-families.ts: MAF/IAF/FFJORD/planar programs at 1, 8
 // and 64 single-row clients vs the same loop on raw ORT at batch 64), also written to
 // bench/families-<date>.md; BENCH_FAMILIES=false skips it.
 //   BENCH_SECONDS=5 BENCH_MODELS=glow-fashion,nice-mnist BENCH_CONCURRENCY=1,8,64,128 [BENCH_PROVIDER=cuda] npm run bench
@@ -91,7 +91,7 @@ const peakRss = (pid: number) => Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/pro
 interface Point { label: string; concurrency: number; samplesPerReq: number; samplesPerSec: number; p50: number; p99: number; errors: number; healthP50: number; healthP99: number }
 
 async function load(base: string, path: string, body: string, samplesPerReq: number, concurrency: number, label: string): Promise<Point> {
-  const prober = spawn(process.execPath, [join(ROOT, 'scripts/lib/health-probe.mjs'), base], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const prober = spawn(process.execPath, [join(ROOT, 'tools/lib/health-probe.mjs'), base], { stdio: ['pipe', 'pipe', 'inherit'] });
   let probeOut = '';
   prober.stdout!.on('data', (d) => (probeOut += d));
   const probeDone = new Promise((r) => prober.on('exit', r));

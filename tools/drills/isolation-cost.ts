@@ -8,7 +8,7 @@
 // p50/p99 latency, and the memory of the whole server process tree (server + inference worker
 // processes): RSS summed, and PSS summed (shared pages counted once), idle after start and peak
 // under load. Medians over the runs.
-//   ISO_RUNS=3 ISO_SECONDS=10 npx tsx scripts/drills/isolation-cost.ts
+//   ISO_RUNS=3 ISO_SECONDS=10 npx tsx tools/drills/isolation-cost.ts
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

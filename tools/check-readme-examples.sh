@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every curl example of README.md, as printed, against a running service (npm start) and
-# fails on any non-2xx answer. Usage: bash scripts/check-readme-examples.sh
+# fails on any non-2xx answer. Usage: bash tools/check-readme-examples.sh
 # FLOWSERVE_URL (default localhost:8080) points the examples at another address (the test does).
 set -uo pipefail
 cd "$(dirname "$0")/.."

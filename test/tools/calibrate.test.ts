@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import { Value } from '@sinclair/typebox/value';
 import { ManifestSchema, type Manifest } from '../../src/config/manifest-schema.js';
 import { loadPackage } from '../../src/service/registry.js';
-import { encodeNpy } from '../../scripts/lib/dataset-files.js';
+import { encodeNpy } from '../../tools/lib/dataset-files.js';
 import { ROOT, tempModelDirs } from '../helpers/server-process.js';
 import { mnistTestImages } from '../helpers/packages.js';
 
@@ -18,7 +18,7 @@ const models = tempModelDirs();
 
 async function calibrate(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', 'scripts/calibrate.ts', ...args], { cwd: ROOT });
+    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', 'tools/calibrate.ts', ...args], { cwd: ROOT });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
