@@ -13,7 +13,7 @@ import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
 import * as ort from 'onnxruntime-node';
-import { listeningPorts, runFamilies } from './bench-families.js';
+import { runFamilies, startServer as startBenchServer } from './bench-families.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -60,31 +60,8 @@ async function rawOrt(dir: string, m: Manifest, direction: 'forward' | 'inverse'
   return rate;
 }
 
-async function startServer(env: Record<string, string>): Promise<{ child: ChildProcess; base: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], { cwd: ROOT, env: { ...process.env, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'warn', MODEL_DIR, EXECUTION_PROVIDER: PROVIDER, MAX_QUEUE_SIZE: '100000', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stderr!.on('data', (d) => (out += d));
-  const port = await new Promise<number>((resolve, reject) => {
-    const t = setInterval(async () => {
-      // the port is in the listening log line, which LOG_LEVEL=warn hides: ask the OS instead
-      try {
-        // only the child's own sockets: /proc/<pid>/net/tcp lists every socket of the machine
-        for (const p of listeningPorts(child.pid!)) {
-          const r = await fetch(`http://127.0.0.1:${p}/readyz`).catch(() => null);
-          if (r?.status === 200) {
-            clearInterval(t);
-            resolve(p);
-            return;
-          }
-        }
-      } catch {
-        /* not up yet */
-      }
-    }, 200);
-    child.on('exit', (c) => reject(new Error(`server exited ${c}: ${out}`)));
-  });
-  return { child, base: `http://127.0.0.1:${port}` };
-}
+/** The service as a child process on MODEL_DIR with this run's provider (tools/bench-families.ts startServer). */
+const startServer = (env: Record<string, string>) => startBenchServer(MODEL_DIR, { EXECUTION_PROVIDER: PROVIDER, ...env });
 
 const peakRss = (pid: number) => Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
 

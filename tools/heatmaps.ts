@@ -16,6 +16,7 @@ import type { Manifest } from '../src/config/manifest-schema.js';
 import { Rng } from '../src/flow/random.js';
 import { FlowService } from '../src/service/flow-service.js';
 import { createMetrics } from '../src/service/metrics.js';
+import { checkerboard } from './bench-families.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const { values: args } = parseArgs({ options: { 'model-dir': { type: 'string' }, out: { type: 'string' }, cells: { type: 'string' }, scale: { type: 'string' } } });
@@ -75,18 +76,6 @@ class Grid {
   }
 }
 
-/** scripts/flow_data.py checkerboard: uniform on the 8 black squares (floor(x) + floor(y) even) of [−2, 2]². */
-function checkerboard(n: number, rng: Rng): Float64Array {
-  const out = new Float64Array(2 * n);
-  for (let i = 0; i < n; ) {
-    const x = -2 + 4 * rng.nextOpen01(), y = -2 + 4 * rng.nextOpen01();
-    if ((((Math.floor(x) + Math.floor(y)) % 2) + 2) % 2 !== 0) continue;
-    out[2 * i] = x;
-    out[2 * i + 1] = y;
-    i++;
-  }
-  return out;
-}
 
 /** sklearn make_moons(noise=0.05), the two-moons set of scripts/flow_data.py (angles drawn, not spaced). */
 function twoMoons(n: number, rng: Rng): Float64Array {

@@ -18,7 +18,14 @@ export interface BatcherOptions {
   merge: boolean;
   maxQueueSize: number;
   timeoutMs: number;
+  /** Batches of this batcher running at once (when no shared `slots` are given). */
   maxInflight: number;
+  /**
+   * Running batches shared with other batchers (every graph of every model feeding the same
+   * inference workers): calls then wait in their batchers, where they merge, rather than queue
+   * one by one in the workers, where they cannot.
+   */
+  slots?: InflightSlots;
   /** Feeds shared by every batch (e.g. the LU matrices). */
   constFeeds: Record<string, TensorData>;
   run(feeds: Record<string, TensorData>, rows: number): Promise<Record<string, TensorData>>;
@@ -43,15 +50,48 @@ interface Item {
   done: boolean;
 }
 
+/** A budget of running batches shared by batchers; a freed slot goes to the batchers waiting, in turn. */
+export class InflightSlots {
+  private used = 0;
+  private waiting: Batcher[] = [];
+  constructor(readonly limit: number) {}
+
+  tryAcquire(): boolean {
+    if (this.used >= this.limit) return false;
+    this.used++;
+    return true;
+  }
+
+  /** Batcher b has work and no slot: wake it when one frees. */
+  wait(b: Batcher): void {
+    if (!this.waiting.includes(b)) this.waiting.push(b);
+  }
+
+  release(): void {
+    this.used--;
+    // round robin: the longest-waiting batcher first, each gets one chance per release
+    const turn = this.waiting;
+    this.waiting = [];
+    for (const b of turn) b.wake();
+  }
+}
+
 export class Batcher {
   private queue: Item[] = [];
   /** Items of the batches being run, so abort() can answer them. */
   private running = new Set<Item>();
-  private inflight = 0;
+  private readonly slots: InflightSlots;
   private flushTimer: NodeJS.Timeout | null = null;
   queuedRows = 0;
 
-  constructor(private readonly o: BatcherOptions) {}
+  constructor(private readonly o: BatcherOptions) {
+    this.slots = o.slots ?? new InflightSlots(o.maxInflight);
+  }
+
+  /** A shared slot was freed: try to dispatch. */
+  wake(): void {
+    this.schedule();
+  }
 
   /**
    * Run `rows` samples; requests larger than a batch are split into batch-sized chunks. `ctx` is a
@@ -135,7 +175,7 @@ export class Batcher {
   }
 
   private schedule(): void {
-    while (this.inflight < this.o.maxInflight && this.queue.length > 0) {
+    while (this.queue.length > 0) {
       const waited = performance.now() - this.queue[0].enqueuedAt;
       if (this.o.merge && this.queuedRows < this.o.maxBatchSize && waited < this.o.maxQueueDelayMs) {
         if (!this.flushTimer)
@@ -143,6 +183,10 @@ export class Batcher {
             this.flushTimer = null;
             this.schedule();
           }, Math.max(0, this.o.maxQueueDelayMs - waited));
+        return;
+      }
+      if (!this.slots.tryAcquire()) {
+        this.slots.wait(this);
         return;
       }
       this.dispatch();
@@ -162,7 +206,6 @@ export class Batcher {
     this.o.onDispatch?.(rows, batch.map((i) => now - i.enqueuedAt));
     const feeds: Record<string, TensorData> = { ...this.o.constFeeds };
     for (const name of Object.keys(batch[0].feeds)) feeds[name] = concatRows(batch.map((i) => i.feeds[name]));
-    this.inflight++;
     for (const item of batch) this.running.add(item);
     this.o
       .run(feeds, rows)
@@ -182,7 +225,7 @@ export class Batcher {
       )
       .finally(() => {
         for (const item of batch) this.running.delete(item);
-        this.inflight--;
+        this.slots.release();
         this.schedule();
       });
   }
