@@ -92,3 +92,32 @@ test('with merging off every request runs alone', async () => {
   await Promise.all([submit([1]), submit([2, 3]), submit([4])]);
   assert.deepEqual(batches, [1, 2, 1]);
 });
+
+test('batchers sharing an in-flight budget never run more batches at once than it allows, and calls merge while they wait', async () => {
+  const { InflightSlots } = await import('../../src/service/batcher.js');
+  const slots = new InflightSlots(2);
+  let running = 0;
+  let peak = 0;
+  const batchers = Array.from({ length: 4 }, (_, g) =>
+    fake({
+      graph: `layer${g}`,
+      maxInflight: 2,
+      slots,
+      maxQueueDelayMs: 0,
+      run: async (feeds: Record<string, TensorData>) => {
+        running++;
+        peak = Math.max(peak, running);
+        await new Promise((r) => setTimeout(r, 10));
+        running--;
+        return { y: { dims: feeds.x.dims, data: feeds.x.data.map((v) => 2 * v + 1) } };
+      },
+    }),
+  );
+  // 4 graphs × 12 single-row calls at once: at most 2 batches run, the rest merge in their batchers
+  const calls = batchers.flatMap((b) => Array.from({ length: 12 }, (_, i) => b.submit([i])));
+  const out = await Promise.all(calls);
+  out.forEach((o, k) => assert.deepEqual(Array.from(o.y.data), [2 * (k % 12) + 1]));
+  assert.equal(peak, 2, `peak ${peak} batches at once`);
+  const dispatched = batchers.reduce((n, b) => n + b.batches.length, 0);
+  assert.ok(dispatched <= 16, `48 calls ran as ${dispatched} batches (merging while waiting)`);
+});
