@@ -34,14 +34,13 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 import onnx
 import torch
 
+from .common import staging_dir
 from . import onnx_io
 from .errors import ExportError
 from .ort import check_runtime, run_onnx
@@ -247,12 +246,7 @@ def export_ode(dynamics: torch.nn.Module, manifest: dict, out_dir, reference_inp
                  _rel((log_standard_normal(z_p) + ld_p).numpy(), lp64.numpy()), 1e-3)
 
     # --- graph -----------------------------------------------------------------------------------
-    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp.mkdir()
-    try:
+    with staging_dir(out_dir) as tmp:
         shapes = {"x": ["N", dim], "t": ["N"], "dx": ["N", dim], "div": ["N"]}
         model = onnx_io.trace_to_onnx(dyn32, [x_rand[:4].float(), t_rand[:4].float()], ["x", "t"], ["dx", "div"],
                                       ["x", "t", "dx", "div"], inverse=False, opset=opset, shapes=shapes)
@@ -307,15 +301,6 @@ def export_ode(dynamics: torch.nn.Module, manifest: dict, out_dir, reference_inp
         full = program_manifest(base, graphs, program, files, temperature_range.sampling_block(measured), out_dir.name)
         (tmp / "flow.json").write_text(json.dumps(full, indent=2, ensure_ascii=False) + "\n")
         size = sum(p.stat().st_size for p in tmp.iterdir())
-        old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
-        if out_dir.exists():
-            out_dir.rename(old)
-        tmp.rename(out_dir)
-        if old.exists():
-            shutil.rmtree(old)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     log(f"[{name}] wrote {out_dir} ({size / 1e6:.3f} MB)")
     return {"checks": checks.results, "bytes": size, "files": full["files"], "sampling": full["sampling"],
             "temperatures": measured["rows"], "manifest": full, "referenceNfe": float(nfe_p.float().mean())}

@@ -5,22 +5,18 @@ add what program families need: a `graphs` record of named graphs plus a `progra
 """
 from __future__ import annotations
 
-import hashlib
-import os
-import shutil
-from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import ExportError
 from .manifest import schema, to_json, validate_manifest
-from .package import complete_manifest
+from .package import _sha256, complete_manifest, staging_dir  # noqa: F401 (staging_dir re-exported for the family exporters)
 
 # flow.json fields an exporter of a program family derives; a caller's values for them are replaced
 DERIVED = ("formatVersion", "graphs", "program", "lu", "files", "sampling")
 
 
-def sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+def sha256(path) -> str:
+    return _sha256(Path(path))
 
 
 def program_manifest(manifest: dict, graphs: dict, program: dict | None, files: dict, sampling: dict | None = None) -> dict:
@@ -51,24 +47,3 @@ def check_program_manifest(manifest: dict, out_dir, graphs: dict, program: dict 
     return full
 
 
-@contextmanager
-def staging_dir(out_dir: Path):
-    """A temporary sibling folder, renamed onto out_dir when the block completes, removed when it raises:
-    a refused export leaves out_dir untouched."""
-    out_dir = Path(out_dir)
-    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp.mkdir()
-    try:
-        yield tmp
-        old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
-        if out_dir.exists():
-            out_dir.rename(old)
-        tmp.rename(out_dir)
-        if old.exists():
-            shutil.rmtree(old)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

@@ -36,6 +36,7 @@ import hashlib
 import json
 import os
 import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -158,6 +159,29 @@ def check_manifest(manifest: dict, out_dir=None, lu_count: int = 0) -> dict:
     return full
 
 
+@contextmanager
+def staging_dir(out_dir: Path):
+    """A temporary sibling folder, renamed onto out_dir when the block completes, removed when it raises:
+    a refused export leaves out_dir untouched."""
+    out_dir = Path(out_dir)
+    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+        old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
+        if out_dir.exists():
+            out_dir.rename(old)
+        tmp.rename(out_dir)
+        if old.exists():
+            shutil.rmtree(old)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def export_package(flow: torch.nn.Module, manifest: dict, out_dir, reference_inputs, lu_layers=(),
                    opset: int = 17, tolerances: Tolerances | None = None, sample_count: int = 8,
                    sample_seed: int = 0, max_package_bytes: int | None = None,
@@ -223,12 +247,7 @@ def export_package(flow: torch.nn.Module, manifest: dict, out_dir, reference_inp
         raise ExportError("non-finite values in the float64 reference (latents, log p or decoded prior samples)")
 
     # --- graphs ------------------------------------------------------------------------------------
-    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp.mkdir()
-    try:
+    with staging_dir(out_dir) as tmp:
         y32 = y64.float()
         w32 = [w.float() for w in w64]
         w_inv32 = [w.float() for w in w_inv64]
@@ -332,17 +351,6 @@ def export_package(flow: torch.nn.Module, manifest: dict, out_dir, reference_inp
         size = sum(p.stat().st_size for p in tmp.iterdir())
         if max_package_bytes is not None and size > max_package_bytes:
             raise ExportError(f"{name}: package is {size} bytes, limit {max_package_bytes}")
-
-        # --- into place ------------------------------------------------------------------------------
-        old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
-        if out_dir.exists():
-            out_dir.rename(old)
-        tmp.rename(out_dir)
-        if old.exists():
-            shutil.rmtree(old)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     log(f"[{name}] wrote {out_dir} ({size / 1e6:.2f} MB)")
     return {"checks": checks.results, "bytes": size, "files": full["files"], "stability": stability,
             "sampling": full["sampling"], "temperatures": measured["rows"], "manifest": full}

@@ -26,14 +26,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 import onnx
 import torch
 
+from .common import staging_dir
 from . import onnx_io
 from .errors import ExportError
 from .manifest import to_json, validate_manifest
@@ -216,12 +215,7 @@ def export_planar(layers, manifest: dict, out_dir, reference_inputs, opset: int 
     if not (np.isfinite(z_ref).all() and np.isfinite(lp_ref).all() and np.isfinite(x_s).all()):
         raise ExportError("non-finite values in the float64 reference (latents, log p or decoded prior samples)")
 
-    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp.mkdir()
-    try:
+    with staging_dir(out_dir) as tmp:
         model = onnx_io.trace_to_onnx(gen32, [torch.tensor(eps[:4]).float()], [zname], ["x", "logDet"], [zname, "x", "logDet"],
                                       inverse=False, opset=opset, shapes={zname: ["N", dim], "x": ["N", dim], "logDet": ["N"]})
         got_in, got_out = onnx_io.graph_io(model)
@@ -271,15 +265,6 @@ def export_planar(layers, manifest: dict, out_dir, reference_inputs, opset: int 
         full = program_manifest(base, graphs, program, files, temperature_range.sampling_block(measured), out_dir.name)
         (tmp / "flow.json").write_text(json.dumps(full, indent=2, ensure_ascii=False) + "\n")
         size = sum(p.stat().st_size for p in tmp.iterdir())
-        old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
-        if out_dir.exists():
-            out_dir.rename(old)
-        tmp.rename(out_dir)
-        if old.exists():
-            shutil.rmtree(old)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     log(f"[{name}] wrote {out_dir} ({size / 1e6:.3f} MB)")
     return {"checks": checks.results, "bytes": size, "files": full["files"], "stability": stability,
             "sampling": full["sampling"], "temperatures": measured["rows"], "manifest": full}
