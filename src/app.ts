@@ -9,10 +9,12 @@ import type { Config } from './config/config.js';
 import { registerAuth } from './http/auth.js';
 import { MAX_PARAM_LENGTH, frameworkErrorHandler, registerErrorHandling } from './http/error-handler.js';
 import { Lifecycle } from './http/lifecycle.js';
+import { registerBinaryParser } from './http/binary-body.js';
 import { registerJsonParser } from './http/json-body.js';
 import { registerMultipartParser } from './http/multipart-body.js';
 import { inferenceRoutes } from './http/routes/inference.js';
 import { modelRoutes } from './http/routes/models.js';
+import { openInferenceProtocol } from './http/protocols/v2/plugin.js';
 import { ErrorResponse, MultipartBody } from './http/schemas.js';
 import { FlowService } from './service/flow-service.js';
 import { createMetrics } from './service/metrics.js';
@@ -67,18 +69,19 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   // Past MAX_CONNECTIONS Node closes new connections at once, before any byte is read.
   app.server.maxConnections = config.maxConnections;
   app.decorateRequest('flowModel', '');
+  app.decorateRequest('startedAt', 0);
 
   // 1. errors and metrics hooks, 2. auth, 3. body parsers, 4. OpenAPI, 5. routes.
   registerErrorHandling(app, config, metrics);
   app.addHook('onRequest', async (request) => {
     metrics.inFlight.inc();
-    (request as unknown as { startedAt: number }).startedAt = performance.now();
+    request.startedAt = performance.now();
   });
   app.addHook('onResponse', async (request, reply) => {
     metrics.inFlight.dec();
     const labels = { route: request.routeOptions.url ?? 'unmatched', model: request.flowModel, status: String(reply.statusCode) };
     metrics.requests.inc(labels);
-    metrics.requestDuration.observe(labels, (performance.now() - (request as unknown as { startedAt: number }).startedAt) / 1000);
+    metrics.requestDuration.observe(labels, (performance.now() - request.startedAt) / 1000);
   });
   registerAuth(app, config.apiKey);
   // JSON (and multipart below) only: a text body is a 415, not a string to validate.
@@ -87,6 +90,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   // (JSON depth and values; multipart files, fields and parts): src/http/json-body.ts, multipart-body.ts.
   registerJsonParser(app, config);
   registerMultipartParser(app, config);
+  registerBinaryParser(app);
   app.addSchema(ErrorResponse);
   await app.register(swagger, {
     transform: documentMultipart,
@@ -98,6 +102,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
         { name: 'inference', description: 'encode / decode / sample / likelihood' },
         { name: 'models', description: 'loaded model packages' },
         { name: 'health', description: 'probes and metrics' },
+        { name: 'v2', description: 'Open Inference Protocol (KServe v2 / Triton): JSON and binary tensors (docs/open-inference-protocol.md)' },
       ],
       security: [],
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'Only when the server sets API_KEY.' } } },
@@ -107,6 +112,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
 
   inferenceRoutes(app, service, config);
   modelRoutes(app, service, metrics, config);
+  // The Open Inference Protocol (KServe v2): its own prefix, body parsing, compression and error shape.
+  await app.register(openInferenceProtocol, { prefix: '/v2', version: OPENAPI_INFO.version, service, config, metrics });
 
   // app.close() without a drain (tests, errors at start) still refuses late requests cleanly.
   app.addHook('preClose', async () => {

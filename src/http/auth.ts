@@ -4,7 +4,8 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { UnauthorizedError } from '../errors.js';
 
-const OPEN_ROUTES = new Set(['/healthz', '/readyz', '/metrics']);
+// Probes (native and Open Inference Protocol) and metrics: what orchestrators call without a key.
+const OPEN_ROUTES = new Set(['/healthz', '/readyz', '/metrics', '/v2/health/live', '/v2/health/ready']);
 const digest = (s: string) => createHash('sha256').update(s).digest();
 /** The expected digest per HTTP server: every (encapsulated) Fastify context of one app shares it. */
 const expectedBy = new WeakMap<object, Buffer>();

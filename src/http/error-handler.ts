@@ -82,10 +82,16 @@ export function toAppError(err: FastifyError | Error, config: Config): AppError 
   return new AppError('INTERNAL', 'internal error', undefined, { cause: err });
 }
 
-export function sendError(reply: FastifyReply, err: AppError, metrics: Metrics): FastifyReply {
+/** How a protocol writes a failure: the native API's {error: {code, message, details}}, or another shape (v2). */
+export type ErrorRenderer = (reply: FastifyReply, err: AppError) => FastifyReply;
+
+export const renderNativeError: ErrorRenderer = (reply, err) =>
+  reply.code(err.statusCode).type('application/json').send({ error: { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) } });
+
+export function sendError(reply: FastifyReply, err: AppError, metrics: Metrics, render: ErrorRenderer = renderNativeError): FastifyReply {
   metrics.errors.inc({ code: err.code });
   if (err.retryAfter !== undefined) reply.header('retry-after', String(err.retryAfter));
-  return reply.code(err.statusCode).type('application/json').send({ error: { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) } });
+  return render(reply, err);
 }
 
 /** For Fastify's `frameworkErrors` option: router-level failures before any route runs. */
@@ -107,7 +113,7 @@ function causeKey(err: AppError, model: string): string {
   return `${err.code}|${model}|${String(d.field ?? '').replace(/\[\d+\]/g, '[]')}|${String(d.rule ?? d.limit ?? '')}`;
 }
 
-export function registerErrorHandling(app: FastifyInstance, config: Config, metrics: Metrics, limiter = new LogLimiter()): void {
+export function registerErrorHandling(app: FastifyInstance, config: Config, metrics: Metrics, limiter = new LogLimiter(), render: ErrorRenderer = renderNativeError): void {
   app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     const appErr = toAppError(error, config);
     const model = request.flowModel || String(appErr.details?.model ?? '');
@@ -117,7 +123,7 @@ export function registerErrorHandling(app: FastifyInstance, config: Config, metr
       else if (EXPECTED_5XX.has(appErr.code)) request.log.warn(entry, 'request refused');
       else request.log.error({ ...entry, err: error, cause: appErr.cause }, 'request failed');
     });
-    return sendError(reply, appErr, metrics);
+    return sendError(reply, appErr, metrics, render);
   });
-  app.setNotFoundHandler((request, reply) => sendError(reply, new AppError('ROUTE_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0].slice(0, 200)}`), metrics));
+  app.setNotFoundHandler((request, reply) => sendError(reply, new AppError('ROUTE_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0].slice(0, 200)}`), metrics, render));
 }

@@ -158,6 +158,16 @@ function paced<T>(work: () => T): Promise<T> {
   return run;
 }
 
+/** parseJsonBody, paced the same way for large bodies (the v2 protocol's JSON headers and bodies). */
+export function parseJsonPaced(bytes: Buffer, limits: JsonShapeLimits): Promise<unknown> {
+  if (bytes.length >= LARGE_JSON_BYTES) return paced(() => parseJsonBody(bytes, limits));
+  try {
+    return Promise.resolve(parseJsonBody(bytes, limits));
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
 /**
  * Replaces Fastify's JSON parser. parseAs 'buffer' keeps Fastify's reading: BODY_LIMIT_BYTES
  * checked against Content-Length before reading and counted while reading (413 at once).

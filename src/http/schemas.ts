@@ -92,6 +92,34 @@ export const MultipartBody = Type.Object({
   images: Type.Array(Type.String({ format: 'binary' }), { description: 'One or more image files (any field name).' }),
 });
 
+/**
+ * Binary bodies (Content-Type: application/octet-stream): the tensor is the body, little-endian and
+ * row-major (N rows of the model's D values; the row count follows from the length), and the JSON
+ * body's other fields come as query parameters with the same names and rules.
+ */
+export const BINARY_DATATYPES = ['FP32', 'FP64', 'UINT8'] as const;
+export const BinaryQuery = Type.Object(
+  {
+    model: Type.Optional(ModelName),
+    datatype: Type.Optional(
+      StringEnum(BINARY_DATATYPES, { description: 'The body\'s element type: FP32 (default) or FP64 values in data space (latents for /decode), or UINT8 pixels of an 8-bit image model (pixel k maps to (k + 0.5)/256).' }),
+    ),
+    scores: Type.Optional(Type.String({ maxLength: 256, description: '/likelihood: comma-separated score names.', examples: ['nll,complexityJpegLs'] })),
+    dequantization: Type.Optional(Type.String({ enum: [...DEQUANTIZATIONS] })),
+    draws: Type.Optional(Type.String({ pattern: '^[0-9]{1,3}$' })),
+    seed: Type.Optional(Type.String({ pattern: '^[0-9]{1,10}$' })),
+    batchTest: Type.Optional(Type.String({ enum: ['true', 'false'] })),
+    output: Type.Optional(Type.String({ enum: [...OUTPUT_FORMS], description: '/decode: the output form.' })),
+    format: Type.Optional(Type.String({ enum: ['array', 'png'], description: '/decode: array or png.' })),
+    atol: Type.Optional(Type.String({ pattern: '^[0-9.eE+-]{1,32}$' })),
+    rtol: Type.Optional(Type.String({ pattern: '^[0-9.eE+-]{1,32}$' })),
+  },
+  { additionalProperties: false, description: 'With a binary body only.' },
+);
+export type BinaryQuery = Static<typeof BinaryQuery>;
+/** A route body schema keyed by content type, with the binary (octet-stream) form. */
+export const withBinary = (json: TSchema) => ({ content: { 'application/json': { schema: json }, 'application/octet-stream': { schema: {} } } });
+
 export const EncodeResponse = Type.Object({
   model: Type.String(),
   latents: Rows('Standard-normal latent coordinates, one flat row per sample (multi-scale parts concatenated in manifest order).'),

@@ -364,8 +364,8 @@ export class FlowService {
   }
 
   /** A request's loop context: its deadline (REQUEST_TIMEOUT_MS from now) and, from the route, its signal. */
-  context(signal?: AbortSignal): LoopContext {
-    return { deadline: performance.now() + this.config.requestTimeoutMs, ...(signal ? { signal } : {}) };
+  context(signal?: AbortSignal, since = performance.now()): LoopContext {
+    return { deadline: since + this.config.requestTimeoutMs, ...(signal ? { signal } : {}) };
   }
 
   /** Solver work per row (continuous and planar flows) into the metrics, and cancelled loops counted. */

@@ -30,6 +30,37 @@ export function rowsFromArrays(field: string, rows: number[][], model: FlowModel
   return out;
 }
 
+/**
+ * A flat row-major tensor (binary or v2 data: n rows of the model's D values) → one Float64Array,
+ * with rowsFromArrays' rules. `shape` is what the client declared, for messages.
+ */
+export function rowsFromFlat(field: string, values: ArrayLike<number>, n: number, model: FlowModel, support: Support | null): Float64Array {
+  const d = model.dim;
+  if (values.length !== n * d) throw new InvalidInputError(field, `must hold ${n} × ${d} values (model ${model.name}, shape [${model.manifest.data.shape.join(', ')}] per row), got ${values.length}`, { expected: n * d, got: values.length });
+  const out = values instanceof Float64Array ? values : Float64Array.from(values);
+  for (let k = 0; k < out.length; k++) {
+    const v = out[k];
+    if (!Number.isFinite(v)) throw new InvalidInputError(`${field}[${Math.floor(k / d)}][${k % d}]`, 'must be a finite number (no NaN, Infinity or overflow)');
+    if (support && !inSupport(support, v))
+      throw new InvalidInputError(`${field}[${Math.floor(k / d)}][${k % d}]`, `must lie in the model's support, the open interval (${support.min}, ${support.max}) its preprocessing is defined on (GET /models/${model.name}: input.support), got ${v}`, { support: [support.min, support.max] });
+  }
+  return out;
+}
+
+/** Raw b-bit pixels (CHW per row, n rows) → data-space rows at the pixel centres, as decoded images give. */
+export function rowsFromPixels(field: string, pixels: ArrayLike<number>, n: number, model: FlowModel): Float64Array {
+  const { data } = model.manifest;
+  if (data.kind !== 'image' || data.bitDepth === null) throw new InvalidInputError(field, `model ${model.name} takes vectors, not pixels`);
+  const d = model.dim;
+  if (pixels.length !== n * d) throw new InvalidInputError(field, `must hold ${n} × ${d} pixels (shape [${data.shape.join(', ')}] per image), got ${pixels.length}`);
+  const max = 2 ** data.bitDepth - 1;
+  for (let k = 0; k < pixels.length; k++)
+    if (!(pixels[k] >= 0 && pixels[k] <= max && Number.isInteger(pixels[k]))) throw new InvalidInputError(`${field}[${Math.floor(k / d)}][${k % d}]`, `must be a whole number from 0 to ${max} (${data.bitDepth}-bit pixels), got ${pixels[k]}`);
+  const out = new Float64Array(n * d);
+  out.set(pixelsToData(pixels, data.bitDepth));
+  return out;
+}
+
 export function decodeBase64(field: string, text: string): Buffer {
   const body = text.replace(DATA_URL, '');
   if (body.length === 0 || body.length % 4 !== 0 || !BASE64.test(body)) throw new InvalidImageError(field, 'must be base64 (standard alphabet, padded), optionally as a data: URL');

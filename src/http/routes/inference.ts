@@ -2,14 +2,15 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Config } from '../../config/config.js';
-import { CancelledError, InvalidInputError, ValidationError, echo } from '../../errors.js';
+import { InvalidInputError, ValidationError, echo } from '../../errors.js';
 import { SCORE_NAMES, type ScoreName } from '../../flow/anomaly.js';
 import { MAX_SEED } from '../../flow/random.js';
 import type { FlowModel } from '../../service/flow-model.js';
 import { MultipartForm } from '../multipart-body.js';
+import { loopContext as sharedLoopContext } from '../loop-context.js';
 import type { FlowService } from '../../service/flow-service.js';
-import { checkCount, decodeBase64, rowsFromArrays, rowsFromImages } from '../../service/inputs.js';
-import { DEQUANTIZATIONS, MAX_DEQUANTIZATION_DRAWS, toPngs, type Dequantization, type Outputs } from '../../service/operations.js';
+import { checkCount, decodeBase64, rowsFromArrays, rowsFromFlat, rowsFromImages, rowsFromPixels } from '../../service/inputs.js';
+import { DEQUANTIZATIONS, MAX_DEQUANTIZATION_DRAWS, toPngs, type Dequantization, type OutputForm, type Outputs } from '../../service/operations.js';
 import type { Cost, LoopContext, SolverOptions } from '../../service/programs/types.js';
 
 /** The per-request ODE tolerances, when the body names any. */
@@ -22,7 +23,11 @@ const renderCost = (c: Cost) => ({
   ...(c.evaluations ? { evaluations: Array.from(c.evaluations) } : {}),
   ...(c.iterations ? { iterations: Array.from(c.iterations) } : {}),
 });
+import { OCTET_STREAM } from '../binary-body.js';
+import { valuesFromBinary } from '../tensor-wire.js';
 import {
+  BinaryQuery,
+  withBinary,
   DataBody,
   DecodeBody,
   DecodeResponse,
@@ -55,7 +60,8 @@ const toRows = (flat: ArrayLike<number>, n: number, d: number): number[][] =>
 // Only JSON bodies are validated by schema; multipart uploads arrive as a MultipartForm and are
 // checked in readData() (the OpenAPI document adds their MultipartBody description, see
 // documentMultipart in app.ts).
-const dataBodySchema = { content: { 'application/json': { schema: DataBody } } };
+const dataBodySchema = withBinary(DataBody);
+const DATA_CONSUMES = ['application/json', 'multipart/form-data', OCTET_STREAM];
 /** The JSON schema's model name rule, for multipart's `model` field too. */
 const MODEL_NAME = new RegExp(ModelName.pattern!);
 
@@ -91,7 +97,68 @@ export function inferenceRoutes(app: FastifyInstance, service: FlowService, conf
     return n;
   }
 
+  /** The binary body's rows: its length gives N, the Tensor-Shape header (optional) must agree. */
+  function binaryRows(request: FastifyRequest, model: FlowModel, what: 'data' | 'latents'): { values: ArrayLike<number>; n: number; datatype: string } {
+    const body = request.body as Buffer;
+    const q = request.query as BinaryQuery;
+    const datatype = q.datatype ?? 'FP32';
+    if (datatype === 'UINT8' && (what === 'latents' || model.manifest.data.kind !== 'image' || model.manifest.data.bitDepth !== 8))
+      throw new InvalidInputError('datatype', what === 'latents' ? 'latents are FP32 or FP64' : `UINT8 pixels need an 8-bit image model; model ${model.name} takes FP32 or FP64 values`, { allowed: ['FP32', 'FP64'] });
+    const size = datatype === 'FP64' ? 8 : datatype === 'FP32' ? 4 : 1;
+    const perRow = model.dim * size;
+    if (body.length === 0 || body.length % perRow !== 0)
+      throw new InvalidInputError('body', `must hold whole rows of ${model.dim} ${datatype} values (${perRow} bytes each, little-endian, row-major), got ${body.length} bytes`, { bytesPerRow: perRow, got: body.length });
+    const n = body.length / perRow;
+    const declared = request.headers['tensor-shape'];
+    if (declared !== undefined) {
+      const dims = String(declared).split(',').map((d) => Number(d.trim()));
+      const rowShape = dims.slice(1);
+      const rowFits = what === 'latents' ? rowShape.length === 1 && rowShape[0] === model.dim : rowShape.join(',') === model.manifest.data.shape.join(',') || (rowShape.length === 1 && rowShape[0] === model.dim);
+      if (dims[0] !== n || !rowFits)
+        throw new InvalidInputError('Tensor-Shape', `'${echo(String(declared))}' does not match the body: ${n} rows of ${what === 'latents' ? model.dim : `[${model.manifest.data.shape.join(', ')}]`} (${datatype}, ${body.length} bytes)`);
+    }
+    checkCount('body', n, config.maxItemsPerRequest, 'MAX_ITEMS_PER_REQUEST');
+    return { values: valuesFromBinary(body, datatype, [n * model.dim], 'body', n * model.dim) as ArrayLike<number>, n, datatype };
+  }
+
+  /** Query parameters carry a binary body's options; a JSON or multipart body carries its own. */
+  function refuseQuery(request: FastifyRequest): void {
+    const keys = Object.keys((request.query as object) ?? {});
+    if (keys.length > 0) throw new InvalidInputError(`query.${echo(keys[0])}`, 'query parameters are for binary bodies (Content-Type: application/octet-stream); send options in the JSON body or multipart fields');
+  }
+
+  const numberParam = (name: string, text: string | undefined, min: number, max: number): number | undefined => {
+    if (text === undefined) return undefined;
+    const v = Number(text);
+    if (!(v >= min && v <= max)) throw new InvalidInputError(name, `must be a number from ${min} to ${max}, got '${echo(text)}'`);
+    return v;
+  };
+
+  function readBinary(request: FastifyRequest): Read {
+    const q = request.query as BinaryQuery;
+    if (q.output !== undefined || q.format !== undefined) throw new InvalidInputError(q.output !== undefined ? 'output' : 'format', 'is only for /decode');
+    const model = pick(request, q.model);
+    const { values, n, datatype } = binaryRows(request, model, 'data');
+    const x = datatype === 'UINT8' ? rowsFromPixels('body', values, n, model) : rowsFromFlat('body', values, n, model, model.support);
+    const atol = numberParam('atol', q.atol, 1e-12, 0.1);
+    const rtol = numberParam('rtol', q.rtol, 1e-12, 0.1);
+    return {
+      model,
+      x,
+      n,
+      field: 'body',
+      batchTest: q.batchTest === 'true',
+      scores: q.scores === undefined ? undefined : parseScoreList(q.scores),
+      dequantization: q.dequantization as Dequantization | undefined,
+      draws: intField(q as Record<string, string | undefined>, 'draws', 1, MAX_DEQUANTIZATION_DRAWS),
+      seed: intField(q as Record<string, string | undefined>, 'seed', 0, MAX_SEED),
+      solver: solverOf({ atol, rtol }),
+    };
+  }
+
   async function readData(request: FastifyRequest): Promise<Read> {
+    if (Buffer.isBuffer(request.body)) return readBinary(request);
+    refuseQuery(request);
     const images = { resize: false, maxPixels: config.maxImagePixels, maxRequestPixels: config.maxRequestPixels };
     if (request.body instanceof MultipartForm) {
       // parsed and bounded by multipart-body.ts (known fields, each once and short; file count)
@@ -140,18 +207,7 @@ export function inferenceRoutes(app: FastifyInstance, service: FlowService, conf
     return { images, ...common };
   }
 
-  /**
-   * The request's loop context: its REQUEST_TIMEOUT_MS deadline, and a signal that aborts when the
-   * client goes away before the answer, so loops stop between steps and queued work is dropped.
-   */
-  function loopContext(request: FastifyRequest, reply: FastifyReply, solver?: SolverOptions): LoopContext {
-    const controller = new AbortController();
-    const onClose = () => {
-      if (!reply.raw.writableFinished) controller.abort(new CancelledError());
-    };
-    reply.raw.once('close', onClose);
-    return { ...service.context(controller.signal), ...(solver ? { solver } : {}) };
-  }
+  const loopContext = (request: FastifyRequest, reply: FastifyReply, solver?: SolverOptions) => sharedLoopContext(service, request, reply, solver);
 
   /** Check the format against the output form before any inference runs. */
   function checkFormat(model: FlowModel, format: 'array' | 'png', output: string | undefined): void {
@@ -162,7 +218,7 @@ export function inferenceRoutes(app: FastifyInstance, service: FlowService, conf
   }
 
   r.post('/encode', {
-    schema: { summary: 'Map data to standard-normal latents (forward).', tags: ['inference'], consumes: ['application/json', 'multipart/form-data'], body: dataBodySchema as never, response: { 200: EncodeResponse, ...inferenceErrors } },
+    schema: { summary: 'Map data to standard-normal latents (forward).', tags: ['inference'], consumes: DATA_CONSUMES, querystring: BinaryQuery, body: dataBodySchema as never, response: { 200: EncodeResponse, ...inferenceErrors } },
     handler: async (request, reply) => {
       const read = await readData(request);
       likelihoodOnly(read);
@@ -173,13 +229,28 @@ export function inferenceRoutes(app: FastifyInstance, service: FlowService, conf
   });
 
   r.post('/decode', {
-    schema: { summary: 'Map latents back to data (inverse), in an output form, with the log-likelihood of each output.', tags: ['inference'], body: DecodeBody, response: { 200: DecodeResponse, ...inferenceErrors } },
+    schema: { summary: 'Map latents back to data (inverse), in an output form, with the log-likelihood of each output.', tags: ['inference'], consumes: ['application/json', OCTET_STREAM], querystring: BinaryQuery, body: withBinary(DecodeBody) as never, response: { 200: DecodeResponse, ...inferenceErrors } },
     handler: async (request, reply) => {
-      const body = request.body;
+      let body: DecodeBody;
+      let z: Float64Array;
+      let n: number;
+      if (Buffer.isBuffer(request.body)) {
+        const q = request.query as BinaryQuery;
+        for (const f of ['scores', 'dequantization', 'draws', 'seed', 'batchTest'] as const) if (q[f] !== undefined) throw new InvalidInputError(f, 'is only for /likelihood');
+        const model = pick(request, q.model);
+        const rows = binaryRows(request, model, 'latents');
+        n = rows.n;
+        z = rowsFromFlat('body', rows.values, n, model, null);
+        body = { model: model.name, latents: [], output: q.output as OutputForm | undefined, format: q.format as 'array' | 'png' | undefined, atol: numberParam('atol', q.atol, 1e-12, 0.1), rtol: numberParam('rtol', q.rtol, 1e-12, 0.1) };
+      } else {
+        refuseQuery(request);
+        body = request.body as DecodeBody;
+        const model = pick(request, body.model);
+        checkCount('latents', body.latents.length, config.maxItemsPerRequest, 'MAX_ITEMS_PER_REQUEST');
+        z = rowsFromArrays('latents', body.latents, model, null);
+        n = body.latents.length;
+      }
       const model = pick(request, body.model);
-      checkCount('latents', body.latents.length, config.maxItemsPerRequest, 'MAX_ITEMS_PER_REQUEST');
-      const z = rowsFromArrays('latents', body.latents, model, null);
-      const n = body.latents.length;
       const format = body.format ?? 'array';
       checkFormat(model, format, body.output);
       const done = await service.decode(model, z, n, { output: body.output }, loopContext(request, reply, solverOf(body)));
@@ -211,7 +282,8 @@ export function inferenceRoutes(app: FastifyInstance, service: FlowService, conf
     schema: {
       summary: 'Exact log-likelihood and bits/dim (pixel centres, or uniform dequantization with K seeded draws), calibrated anomaly scores, batch typicality test.',
       tags: ['inference'],
-      consumes: ['application/json', 'multipart/form-data'],
+      consumes: DATA_CONSUMES,
+      querystring: BinaryQuery,
       body: dataBodySchema as never,
       response: { 200: LikelihoodResponse, ...inferenceErrors },
     },

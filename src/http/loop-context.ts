@@ -1,0 +1,22 @@
+// A request's loop context, for every protocol: its REQUEST_TIMEOUT_MS deadline from arrival, and
+// a signal that aborts when the client goes away before the answer, so loops stop between steps
+// and its queued work is dropped from the batchers.
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { CancelledError } from '../errors.js';
+import type { FlowService } from '../service/flow-service.js';
+import type { LoopContext, SolverOptions } from '../service/programs/types.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** performance.now() when the request arrived (onRequest): the deadline counts from here. */
+    startedAt: number;
+  }
+}
+
+export function loopContext(service: FlowService, request: FastifyRequest, reply: FastifyReply, solver?: SolverOptions): LoopContext {
+  const controller = new AbortController();
+  reply.raw.once('close', () => {
+    if (!reply.raw.writableFinished) controller.abort(new CancelledError());
+  });
+  return { ...service.context(controller.signal, request.startedAt), ...(solver ? { solver } : {}) };
+}
