@@ -21,5 +21,7 @@ USER node
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
   CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
-# Direct node (not npm) so SIGTERM reaches the server and it drains in-flight requests.
-CMD ["node", "--import", "tsx", "src/server.ts"]
+# Direct node (not npm) so SIGTERM reaches the server and it drains in-flight requests. An
+# ENTRYPOINT, not a CMD: a platform's container args (KServe: --model_name, --http_port, …) are
+# appended to it instead of replacing the command.
+ENTRYPOINT ["node", "--import", "tsx", "src/server.ts"]

@@ -70,6 +70,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   app.server.maxConnections = config.maxConnections;
   app.decorateRequest('flowModel', '');
   app.decorateRequest('startedAt', 0);
+  app.decorateRequest('operation', '');
+  app.decorateRequest('apiProtocol', '');
+  app.decorateRequest('timing', null);
+  app.decorateRequest('failure', '');
 
   // 1. errors and metrics hooks, 2. auth, 3. body parsers, 4. OpenAPI, 5. routes.
   registerErrorHandling(app, config, metrics);
@@ -81,7 +85,18 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     metrics.inFlight.dec();
     const labels = { route: request.routeOptions.url ?? 'unmatched', model: request.flowModel, status: String(reply.statusCode) };
     metrics.requests.inc(labels);
-    metrics.requestDuration.observe(labels, (performance.now() - request.startedAt) / 1000);
+    const now = performance.now();
+    metrics.requestDuration.observe(labels, (now - request.startedAt) / 1000);
+    if (!request.operation) return;
+    const ok = reply.statusCode < 400;
+    const inf = { model: request.flowModel, operation: request.operation, protocol: request.apiProtocol };
+    metrics.inferenceRequests.inc({ ...inf, result: ok ? 'success' : 'failure', reason: ok ? '' : request.failure || String(reply.statusCode) });
+    const t = request.timing;
+    if (ok && t?.finished !== undefined) {
+      metrics.requestStage.observe({ ...inf, stage: 'parse' }, (t.called - request.startedAt) / 1000);
+      metrics.requestStage.observe({ ...inf, stage: 'operation' }, (t.finished - t.called) / 1000);
+      metrics.requestStage.observe({ ...inf, stage: 'render' }, (now - t.finished) / 1000);
+    }
   });
   registerAuth(app, config.apiKey);
   // JSON (and multipart below) only: a text body is a 415, not a string to validate.

@@ -5,18 +5,23 @@
 // configuration that cannot work.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { buildApp } from './app.js';
-import { loadConfig, type Config } from './config/config.js';
+import { envFromArgs, loadConfig, type Config } from './config/config.js';
 import { NotReadyError } from './errors.js';
 
+// Platforms pass flags (KServe: --model_name, --http_port, --model_dir, …): the ones that mean a
+// setting here override the environment; the rest are logged and ignored, never a failed start.
+const flags = envFromArgs(process.argv.slice(2));
 let config: Config;
 try {
-  config = loadConfig(process.env);
+  config = loadConfig({ ...process.env, ...flags.env });
 } catch (err) {
   console.error((err as Error).message);
   process.exit(2);
 }
 const app = await buildApp(config);
 const log = app.log;
+if (Object.keys(flags.env).length > 0) log.info({ settings: flags.env }, 'settings from command-line flags');
+if (flags.ignored.length > 0) log.info({ flags: flags.ignored.slice(0, 32) }, 'command-line flags ignored (flowserve is configured by environment variables; README, Configuration)');
 
 /** Time for the 503s of cut-off requests to be written before the app closes. */
 const FLUSH_MS = 1000;

@@ -250,3 +250,21 @@ test('FAULT - ALLOW_NO_MODELS=true runs with nothing to serve, and readiness and
   server.child.kill('SIGTERM');
   assert.equal((await server.exited)[0], 0);
 });
+
+test('KServe\'s runtime flags (--model_name, --http_port, --model_dir, --grpc_port, …) start the server: the ones that mean a setting are used, the rest logged and ignored', { timeout: 90_000 }, async (t) => {
+  const dir = await models('realnvp-moons');
+  const server = await startServer({
+    via: 'npm',
+    env: { SHUTDOWN_DELAY_MS: '0', PORT: '1' },
+    // --http_port=0 must win over PORT=1 (a privileged port the test could not bind)
+    args: ['--model_name=flow-moons', '--model_dir', dir, '--http_port=0', '--grpc_port=8081', '--enable_docs_url'],
+  });
+  t.after(() => killGroup(server));
+  assert.equal((await fetch(`${server.base}/v2/health/ready`)).status, 200);
+  const listed = (await (await fetch(`${server.base}/models`)).json()) as { models: { name: string }[] };
+  assert.deepEqual(listed.models.map((m) => m.name), ['realnvp-moons'], 'MODEL_DIR came from --model_dir');
+  assert.match(server.log(), /command-line flags ignored/);
+  assert.match(server.log(), /--model_name=flow-moons/);
+  server.child.kill('SIGTERM');
+  await server.exited;
+});

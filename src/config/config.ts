@@ -90,3 +90,32 @@ export function contradictions(c: Static<typeof ConfigSchema>): string[] {
   if (c.defaultModel && !/^[a-z0-9][a-z0-9-]{0,63}$/.test(c.defaultModel)) out.push(`${name('defaultModel')} is not a model name (lower-case letters, digits and '-', at most 64)`);
   return out;
 }
+
+/**
+ * Command-line flags a model-serving platform passes to a runtime container (KServe's
+ * ServingRuntime args: --model_name, --model_dir, --http_port, --grpc_port, --workers, …) → the
+ * environment variables they mean here. Flags flowserve has no use for are returned as ignored, so
+ * the server can say so and start anyway; none of them is an error. Accepts `--flag=value` and
+ * `--flag value`.
+ */
+export const FLAG_TO_ENV: Record<string, string> = { http_port: 'PORT', model_dir: 'MODEL_DIR', workers: 'WORKER_THREADS' };
+
+export function envFromArgs(argv: readonly string[]): { env: Record<string, string>; ignored: string[] } {
+  const env: Record<string, string> = {};
+  const ignored: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const m = /^--?([A-Za-z][\w-]*)(?:=(.*))?$/.exec(arg);
+    if (!m) {
+      ignored.push(arg);
+      continue;
+    }
+    const name = m[1].replace(/-/g, '_').toLowerCase();
+    let value = m[2];
+    if (value === undefined && i + 1 < argv.length && !argv[i + 1].startsWith('--')) value = argv[++i];
+    const target = FLAG_TO_ENV[name];
+    if (target && value !== undefined && value !== '') env[target] = value;
+    else ignored.push(value === undefined ? `--${name}` : `--${name}=${value}`);
+  }
+  return { env, ignored };
+}

@@ -90,6 +90,7 @@ export const renderNativeError: ErrorRenderer = (reply, err) =>
 
 export function sendError(reply: FastifyReply, err: AppError, metrics: Metrics, render: ErrorRenderer = renderNativeError): FastifyReply {
   metrics.errors.inc({ code: err.code });
+  reply.request.failure = err.code;
   if (err.retryAfter !== undefined) reply.header('retry-after', String(err.retryAfter));
   return render(reply, err);
 }

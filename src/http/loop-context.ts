@@ -10,6 +10,13 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** performance.now() when the request arrived (onRequest): the deadline counts from here. */
     startedAt: number;
+    /** The operation this request called ('likelihood', …) and through which protocol: metrics labels. */
+    operation: string;
+    apiProtocol: string;
+    /** When the operation was called and finished (set by the service through the loop context). */
+    timing: { called: number; finished?: number } | null;
+    /** The error code it failed with, if any (metrics reason). */
+    failure: string;
   }
 }
 
@@ -18,5 +25,6 @@ export function loopContext(service: FlowService, request: FastifyRequest, reply
   reply.raw.once('close', () => {
     if (!reply.raw.writableFinished) controller.abort(new CancelledError());
   });
-  return { ...service.context(controller.signal, request.startedAt), ...(solver ? { solver } : {}) };
+  request.timing = { called: performance.now() };
+  return { ...service.context(controller.signal, request.startedAt), ...(solver ? { solver } : {}), timing: request.timing };
 }

@@ -4,11 +4,14 @@
 // never on the event loop that answers probes and metrics.
 import { createSession, runSession, type LoadedSession } from './session.js';
 import type { SessionReport, WorkerRequest, WorkerResponse } from './protocol.js';
+import type { TensorData } from '../tensor/tensor.js';
 
 /** The worker's side of its channel to the pool. */
 export interface HostChannel {
   /** `transfer` moves the buffers instead of copying them, where the channel can (threads). */
   send(m: WorkerResponse, transfer?: ArrayBuffer[]): void;
+  /** Whether send() moves `transfer` buffers (threads) rather than serializing a copy (processes). */
+  readonly transfers: boolean;
   onMessage(handler: (m: WorkerRequest) => void): void;
   /** Leave once every message sent so far has gone out. */
   exit(code: number): void;
@@ -16,6 +19,7 @@ export interface HostChannel {
 
 export function serveInference(channel: HostChannel): void {
   const sessions = new Map<string, LoadedSession>();
+  const constFeeds = new Map<string, Record<string, TensorData>>();
   const running = new Set<Promise<void>>();
 
   async function init(msg: Extract<WorkerRequest, { type: 'init' }>): Promise<void> {
@@ -36,6 +40,7 @@ export function serveInference(channel: HostChannel): void {
         }
         s.fallbackReason ??= cudaFailure;
         sessions.set(spec.key, s);
+        if (spec.constFeeds) constFeeds.set(spec.key, spec.constFeeds);
         reports[spec.key] = { ok: true, provider: s.provider, inputs: s.inputs, outputs: s.outputs, fallbackReason: s.fallbackReason };
       } catch (err) {
         reports[spec.key] = { ok: false, error: err instanceof Error ? err.message : String(err) };
@@ -52,13 +57,16 @@ export function serveInference(channel: HostChannel): void {
     }
     const started = performance.now();
     try {
-      const outputs = await runSession(s, msg.feeds, msg.key);
-      // Copy out of ORT-owned memory into buffers the channel may move.
+      const fixed = constFeeds.get(msg.key);
+      const outputs = await runSession(s, fixed ? { ...msg.feeds, ...fixed } : msg.feeds, msg.key);
+      // A thread moves the outputs (copied out of ORT-owned memory first); a process's channel
+      // serializes them, which is the copy already.
       const transfer: ArrayBuffer[] = [];
-      for (const t of Object.values(outputs)) {
-        t.data = t.data.slice();
-        transfer.push(t.data.buffer as ArrayBuffer);
-      }
+      if (channel.transfers)
+        for (const t of Object.values(outputs)) {
+          t.data = t.data.slice();
+          transfer.push(t.data.buffer as ArrayBuffer);
+        }
       channel.send({ type: 'result', id: msg.id, outputs, ms: performance.now() - started }, transfer);
     } catch (err) {
       channel.send({ type: 'failed', id: msg.id, error: err instanceof Error ? err.message : String(err) });

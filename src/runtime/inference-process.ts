@@ -19,6 +19,8 @@ const leaveIfFlushed = () => {
   if (exitCode !== null && unsent === 0) process.exit(exitCode);
 };
 serveInference({
+  // advanced serialization copies the outputs as it sends them (synchronously)
+  transfers: false,
   send: (m: WorkerResponse) => {
     unsent++;
     process.send!(m, undefined, {}, () => {

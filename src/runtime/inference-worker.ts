@@ -7,6 +7,7 @@ const port = parentPort;
 if (!port) throw new Error('inference-worker must run in a worker thread');
 serveInference({
   send: (m, transfer = []) => port.postMessage(m, transfer),
+  transfers: true,
   onMessage: (handler) => port.on('message', handler),
   // Ends this thread only; messages already posted are delivered.
   exit: (code) => process.exit(code),

@@ -10,6 +10,8 @@ export interface SessionSpec {
   graph: Uint8Array;
   /** External initializers by the file name the graph refers to (manifest.graphs.weights). */
   externalData?: { path: string; data: Uint8Array }[];
+  /** Inputs that are the same for every run (Glow's W and W⁻¹): sent once here, not with every batch. */
+  constFeeds?: Record<string, TensorData>;
 }
 
 export type SessionReport =

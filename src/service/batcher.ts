@@ -27,7 +27,8 @@ export interface BatcherOptions {
    */
   slots?: InflightSlots;
   /** Feeds shared by every batch (e.g. the LU matrices). */
-  constFeeds: Record<string, TensorData>;
+  /** Inputs added to every batch (tests; the service sends its fixed inputs to the workers once instead). */
+  constFeeds?: Record<string, TensorData>;
   run(feeds: Record<string, TensorData>, rows: number): Promise<Record<string, TensorData>>;
   onShed?(): void;
   onTimeout?(): void;

@@ -183,7 +183,7 @@ export class FlowService {
     if (runnable.length === 0) return;
 
     this.pool = new WorkerPool(
-      runnable.flatMap(sessionSpecs),
+      runnable.flatMap((p) => sessionSpecs(p, programs.get(p.name)!)),
       { provider: this.config.executionProvider, deviceId: this.config.cudaDeviceId, intraOpThreads: this.config.intraOpThreads, intraOpSpinning: this.config.intraOpSpinning },
       this.config.workerThreads,
       this.log,
@@ -210,7 +210,7 @@ export class FlowService {
       const fallback = ok.find((r) => r.fallbackReason)?.fallbackReason;
       // Not installed (session.ts CUDA_NOT_INSTALLED; the main process never loads ORT to import it) is a plain CPU start: info. Installed but failing needs action: warn.
       if (fallback) this.log[fallback.startsWith('CUDA execution provider libraries are not installed') ? 'info' : 'warn']({ model: pkg.name, reason: fallback }, `CUDA execution provider unavailable for ${pkg.name}; falling back to CPU`);
-      const batchers = new Map(program.graphs.map((g) => [g.name, this.batcher(pkg, g.name, program.constFeeds(g.name))]));
+      const batchers = new Map(program.graphs.map((g) => [g.name, this.batcher(pkg, g.name)]));
       const model = new FlowModel(pkg, provider, program, batchers);
       let cost: ModelCost;
       try {
@@ -249,7 +249,7 @@ export class FlowService {
       this.metrics.modelInfo.set({ model: s.name, family: s.pkg?.manifest.family ?? 'unknown', provider: s.provider ?? 'none', status: s.status }, 1);
   }
 
-  private batcher(pkg: ModelPackage, graph: string, constFeeds: Record<string, TensorData>): Batcher {
+  private batcher(pkg: ModelPackage, graph: string): Batcher {
     const labels = { model: pkg.name, graph };
     const key = `${pkg.name}/${graph}`;
     const c = this.config;
@@ -266,7 +266,6 @@ export class FlowService {
       // runs, so the thread never idles while the event loop answers the previous batch.
       maxInflight: 2 * c.workerThreads,
       slots: this.slots,
-      constFeeds,
       run: async (feeds: Record<string, TensorData>, rows: number) => {
         depth.set(batcher.queuedRows);
         this.metrics.batchSize.observe(labels, rows);
@@ -344,23 +343,23 @@ export class FlowService {
   // REQUEST_TIMEOUT_MS deadline from now, no signal).
   encode(model: FlowModel, x: Float64Array, n: number, field: string, ctx: LoopContext = this.context()) {
     checkSolver(model, ctx);
-    return this.counted(model, 'forward', ops.encode(model, x, n, field, ctx));
+    return this.counted(model, 'forward', ops.encode(model, x, n, field, ctx), ctx, 'encode', n);
   }
 
   decode(model: FlowModel, latents: Float64Array, n: number, opts: { output?: OutputForm } = {}, ctx: LoopContext = this.context()) {
     checkSolver(model, ctx);
-    return this.counted(model, 'inverse', ops.decode(model, latents, n, opts, ctx));
+    return this.counted(model, 'inverse', ops.decode(model, latents, n, opts, ctx), ctx, 'decode', n);
   }
 
   sample(model: FlowModel, opts: { count: number; temperature?: number; seed?: number; output?: OutputForm }, ctx: LoopContext = this.context()) {
     checkCount('count', opts.count, this.config.maxSamplesPerRequest, 'MAX_SAMPLES_PER_REQUEST');
     checkSolver(model, ctx);
-    return this.counted(model, 'inverse', ops.sample(model, opts, ctx));
+    return this.counted(model, 'inverse', ops.sample(model, opts, ctx), ctx, 'sample', opts.count);
   }
 
   likelihood(model: FlowModel, x: Float64Array, n: number, opts: LikelihoodOptions = {}, ctx: LoopContext = this.context()) {
     checkSolver(model, ctx);
-    return this.counted(model, 'forward', ops.likelihood(model, x, n, { maxRows: this.config.maxItemsPerRequest, ...opts }, ctx));
+    return this.counted(model, 'forward', ops.likelihood(model, x, n, { maxRows: this.config.maxItemsPerRequest, ...opts }, ctx), ctx, 'likelihood', n);
   }
 
   /** A request's loop context: its deadline (REQUEST_TIMEOUT_MS from now) and, from the route, its signal. */
@@ -369,9 +368,11 @@ export class FlowService {
   }
 
   /** Solver work per row (continuous and planar flows) into the metrics, and cancelled loops counted. */
-  private async counted<T extends { cost: Cost }>(model: FlowModel, direction: 'forward' | 'inverse', work: Promise<T>): Promise<T> {
+  private async counted<T extends { cost: Cost }>(model: FlowModel, direction: 'forward' | 'inverse', work: Promise<T>, ctx: LoopContext | undefined, operation: string, rows: number): Promise<T> {
     try {
       const done = await work;
+      if (ctx?.timing) ctx.timing.finished = performance.now();
+      this.metrics.inferenceSamples.inc({ model: model.name, operation }, rows);
       const labels = { model: model.name, direction };
       for (const v of done.cost.evaluations ?? []) this.metrics.solverEvaluations.observe(labels, v);
       for (const v of done.cost.iterations ?? []) this.metrics.solverIterations.observe(labels, v);
@@ -389,9 +390,13 @@ export class FlowService {
 }
 
 /** The verified bytes of every graph of a package; the weights file is one shared buffer (sent once per worker). */
-function sessionSpecs(p: ModelPackage): SessionSpec[] {
+function sessionSpecs(p: ModelPackage, program: FlowProgram): SessionSpec[] {
   const externalData = p.bytes.weights && p.manifest.graphs.weights ? [{ path: p.manifest.graphs.weights, data: p.bytes.weights }] : undefined;
-  return Object.entries(p.bytes.graphs).map(([graph, bytes]) => ({ key: `${p.name}/${graph}`, graph: bytes, ...(externalData ? { externalData } : {}) }));
+  return Object.entries(p.bytes.graphs).map(([graph, bytes]) => {
+    // the program's fixed inputs (Glow's W, W⁻¹) live in the worker, not in every batch
+    const constFeeds = program.graphs.some((g) => g.name === graph) ? program.constFeeds(graph) : {};
+    return { key: `${p.name}/${graph}`, graph: bytes, ...(externalData ? { externalData } : {}), ...(Object.keys(constFeeds).length ? { constFeeds } : {}) };
+  });
 }
 
 /** ODE tolerances are for continuous flows only: refused by name elsewhere rather than ignored. */

@@ -39,6 +39,22 @@ export function createMetrics() {
       registers: [registry],
     }),
     cancelled: new Counter({ name: 'flowserve_requests_cancelled_total', help: 'Requests whose client left before the answer: their loops stopped and their queued work was dropped.', labelNames: ['model'], registers: [registry] }),
+    // Per inference request, the counterparts of Triton's nv_inference_request_success / _failure{reason}
+    // and nv_inference_compute_input / _infer / _output_duration_us (docs/operations.md, Metrics).
+    inferenceRequests: new Counter({
+      name: 'flowserve_inference_requests_total',
+      help: 'Inference requests that reached a model, by model, operation, protocol (native, v2), result (success, failure) and reason (the error code; empty on success).',
+      labelNames: ['model', 'operation', 'protocol', 'result', 'reason'],
+      registers: [registry],
+    }),
+    inferenceSamples: new Counter({ name: 'flowserve_inference_samples_total', help: 'Rows (samples) answered by successful inference requests, by model and operation (Triton: nv_inference_count).', labelNames: ['model', 'operation'], registers: [registry] }),
+    requestStage: new Histogram({
+      name: 'flowserve_request_stage_seconds',
+      help: 'Time per stage of a successful inference request on the event loop and in the service: parse (body, images, validation), operation (queue, inference, TypeScript glue), render (serialization), by model, operation and protocol.',
+      labelNames: ['model', 'operation', 'protocol', 'stage'],
+      buckets: LATENCY_BUCKETS,
+      registers: [registry],
+    }),
     workerRestarts: new Gauge({ name: 'flowserve_worker_restarts', help: 'Inference workers (processes or threads) replaced after a crash since start.', registers: [registry] }),
   };
   return m;

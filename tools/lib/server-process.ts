@@ -27,9 +27,9 @@ export async function modelDirWith(names: string[]): Promise<string> {
   return dir;
 }
 
-export async function startServer(opts: { via: 'npm' | 'node'; env?: Record<string, string>; waitReady?: boolean }): Promise<ServerProcess> {
+export async function startServer(opts: { via: 'npm' | 'node'; env?: Record<string, string>; waitReady?: boolean; args?: string[] }): Promise<ServerProcess> {
   const env = { ...process.env, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', INTRA_OP_THREADS: '1', EXECUTION_PROVIDER: 'cpu', ...opts.env };
-  const [cmd, args] = opts.via === 'npm' ? ['npm', ['start', '--silent']] : [process.execPath, ['--import', 'tsx', 'src/server.ts']];
+  const [cmd, args] = opts.via === 'npm' ? ['npm', ['start', '--silent', ...(opts.args?.length ? ['--', ...opts.args] : [])]] : [process.execPath, ['--import', 'tsx', 'src/server.ts', ...(opts.args ?? [])]];
   const child = spawn(cmd, args as string[], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let log = '';
   child.stdout!.on('data', (d: Buffer) => (log += d.toString()));

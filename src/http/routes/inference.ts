@@ -71,6 +71,8 @@ export function inferenceRoutes(app: FastifyInstance, service: FlowService, conf
   const pick = (request: FastifyRequest, name?: string): FlowModel => {
     const model = service.resolve(name);
     request.flowModel = model.name;
+    request.operation = (request.routeOptions.url ?? '').slice(1);
+    request.apiProtocol = 'native';
     return model;
   };
 

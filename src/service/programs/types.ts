@@ -43,6 +43,8 @@ export interface LoopContext {
   signal?: AbortSignal;
   deadline?: number;
   solver?: SolverOptions;
+  /** Filled by the service: when the operation was called and when its answer was finished (metrics). */
+  timing?: { called: number; finished?: number };
 }
 
 /** The cost of one direction, for GET /models (static passes, or "adaptive" with measured evaluations). */

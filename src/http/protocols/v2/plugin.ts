@@ -89,6 +89,10 @@ export async function openInferenceProtocol(app: FastifyInstance, { version, ser
     const { model: base, operation } = splitName(name);
     const model = service.resolve(base);
     request.flowModel = model.name;
+    if (request.method === 'POST') {
+      request.operation = operation;
+      request.apiProtocol = 'v2';
+    }
     if (version !== undefined && version !== MODEL_VERSION)
       throw new AppError('MODEL_NOT_FOUND', `model '${echo(name)}' has no version '${echo(version)}' (its only version is '${MODEL_VERSION}')`, { model: echo(name), versions: [MODEL_VERSION] });
     return { model, operation };
