@@ -34,7 +34,7 @@ const ScoreList = Type.Array(Type.Unsafe<ScoreName>(Type.String({ enum: [...SCOR
   uniqueItems: true,
   maxItems: SCORE_NAMES.length,
   description:
-    '/likelihood only: the scores to compute (default: every score the model has). The others come back null, and so does anomalyScore unless the model\'s default score is listed; ["nll"] skips the image compression behind the complexity scores.',
+    '/likelihood only: the scores to compute (default: every score the model has except the PNG `complexity`, unless it is the model\'s default score: list it to get it). The others come back null, and so does anomalyScore unless the model\'s default score is listed; ["nll"] skips the image compression behind the complexity scores.',
   examples: [['nll', 'complexityJpegLs']],
 });
 const Tolerance = (which: string) =>
@@ -327,6 +327,7 @@ export const ModelInfo = Type.Object({
       defaultDequantization: Type.String(),
       maxDraws: Type.Union([Type.Integer(), Type.Null()]),
       scores: Type.Array(Type.String()),
+      defaultScores: Type.Array(Type.String(), { description: 'The scores computed when a request names none (every score but the PNG complexity, unless that is the default score).' }),
       batchTest: Type.Boolean({ description: 'Whether /likelihood can run the batch typicality test (batchTest: true).' }),
     }),
   ),

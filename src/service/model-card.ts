@@ -6,7 +6,7 @@ import { support } from '../flow/preprocess.js';
 import { MAX_SEED } from '../flow/random.js';
 import { MAX_API_TEMPERATURE } from './flow-model.js';
 import type { ModelState } from './flow-service.js';
-import { DEQUANTIZATIONS, MAX_DEQUANTIZATION_DRAWS, defaultOutputForm, outputForms } from './operations.js';
+import { DEQUANTIZATIONS, MAX_DEQUANTIZATION_DRAWS, defaultOutputForm, defaultScores, outputForms } from './operations.js';
 
 const IMAGE_FORMATS = ['png', 'jpeg', 'webp'];
 
@@ -102,6 +102,7 @@ export function modelCard(s: ModelState, config: Config) {
       defaultDequantization: 'centre',
       maxDraws: quantized ? MAX_DEQUANTIZATION_DRAWS : null,
       scores,
+      defaultScores: defaultScores({ scores, manifest: m }),
       batchTest: !!(cal?.nllQuantiles && cal.scores.nll),
     },
     scores,

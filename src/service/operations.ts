@@ -154,7 +154,7 @@ export async function likelihood(model: FlowModel, x: Float64Array, n: number, o
   const field = opts.field ?? 'inputs';
   const { bitDepth, range } = model.manifest.data;
   const available = model.scores;
-  const wanted = new Set(opts.scores ?? available);
+  const wanted = new Set(opts.scores ?? defaultScores(model));
   for (const s of wanted)
     if (!available.includes(s))
       throw new InvalidInputError('scores', `model ${model.name} has no '${s}' score (${IMAGE_SCORES.includes(s) ? 'it needs an 8-bit image model' : 'it needs calibration statistics'}); it has: ${available.join(', ')}`, { allowed: available });
@@ -193,6 +193,17 @@ export async function likelihood(model: FlowModel, x: Float64Array, n: number, o
   const answer: LikelihoodAnswer = { protocol, results, cost: (uniformed ?? centred)!.cost };
   if (opts.batchTest) answer.batchTest = batchTest(model, scored!.map((r) => -r.logLikelihood))!;
   return answer;
+}
+
+/**
+ * The scores computed when a request names none: every score the model has, except the PNG
+ * complexity score unless it is the model's default. Its lossless PNG (deflate level 9, adaptive
+ * filters) costs ~70–150 µs of event-loop time per 28×28 image, as much as parsing the request;
+ * complexityJpegLs is the sharper score at a fifth of the cost (docs/anomaly.md). Listed in
+ * `scores`, it is computed as before.
+ */
+export function defaultScores(model: { scores: readonly ScoreName[]; manifest: Manifest }): ScoreName[] {
+  return model.scores.filter((s) => s !== 'complexity' || model.manifest.calibration?.defaultScore === 'complexity');
 }
 
 const nullScores = (): Record<ScoreName, number | null> => ({ nll: null, typicality: null, complexity: null, complexityJpegLs: null });

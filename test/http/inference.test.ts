@@ -138,16 +138,21 @@ test('image model: /decode format png and resize for other image sizes', async (
   assert.equal(resized.status, 200);
 });
 
-test('image model: /likelihood carries every score, anomalyScore from the default score, and a batch typicality test on request', async () => {
+test('image model: /likelihood carries every default score (all but the PNG complexity, which must be asked for), anomalyScore from the default score, and a batch typicality test on request', async () => {
   const model = packages.find((p) => p.name === 'glow-fashion');
   assert.ok(model, 'glow-fashion is shipped');
   const cal = model.manifest.calibration!;
   const stats = cal.scores[cal.defaultScore];
   const { rows } = mnistTestImages(16);
-  const res = await post(app, '/likelihood', { model: model.name, inputs: rows, batchTest: true });
+  const byDefault = await post(app, '/likelihood', { model: model.name, inputs: rows });
+  for (const r of byDefault.body.results) {
+    for (const s of SCORE_NAMES) assert.equal(Number.isFinite(r.scores[s]), s !== 'complexity', `${s}: ${r.scores[s]}`);
+  }
+  const res = await post(app, '/likelihood', { model: model.name, inputs: rows, batchTest: true, scores: [...SCORE_NAMES] });
   assert.equal(res.status, 200, JSON.stringify(res.body).slice(0, 300));
-  for (const r of res.body.results) {
+  for (const [i, r] of res.body.results.entries()) {
     for (const s of SCORE_NAMES) assert.ok(Number.isFinite(r.scores[s]), `${s}: ${r.scores[s]}`);
+    assert.deepEqual({ ...r, scores: { ...r.scores, complexity: null } }, byDefault.body.results[i], 'the same answer, but for the score asked for');
     assert.ok(Math.abs(r.scores.nll + r.logLikelihood) < 1e-9);
     assert.ok(Math.abs(r.anomalyScore - normalizeScore(r.scores[cal.defaultScore], stats)) < 1e-12);
     assert.equal(r.isAnomaly, r.scores[cal.defaultScore] > stats.threshold);
