@@ -1,13 +1,17 @@
 // Images ↔ pixel arrays (channel-major, CHW). The only module that touches sharp. Decoding is
 // bounded before any pixel buffer is allocated: every image's header (format, size, aspect ratio)
 // and the request's pixel budget are checked first, and sharp's own pixel limit backs that up.
-// Decodes are shared fairly between requests (decode-scheduler.ts).
+// Small PNGs that are clean and of a format proven bit-identical are read and decoded on the
+// event loop (small-png.ts): a sharp call costs more CPU than the flow spends on a 28×28 image.
+// Everything else goes to sharp, shared fairly between requests (decode-scheduler.ts).
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
-import { PNG } from 'pngjs';
 import sharp, { type Metadata } from 'sharp';
 import charlsFactory, { type CharLSModule } from '@cornerstonejs/codec-charls/wasmjs';
 import { InvalidImageError, LimitExceededError } from '../errors.js';
 import { decodeScheduler, type FairScheduler } from './decode-scheduler.js';
+import { SMALL_PNG_MAX_PIXELS, decodeSmallPng, readPngLayout, smallPngStats, writePng8, type PngLayout } from './small-png.js';
+
+export { SMALL_PNG_MAX_PIXELS, smallPngStats };
 
 export const IMAGE_FORMATS = ['png', 'jpeg', 'webp'] as const;
 
@@ -39,6 +43,20 @@ const sharpOptions = (spec: ImageSpec) => ({ limitInputPixels: spec.maxPixels, f
 
 /** Reads only the header (format, size) and applies every per-image rule; allocates no pixels. */
 export async function probeImage(buf: Buffer, spec: ImageSpec, field: string): Promise<ImageHeader> {
+  const layout = inlineLayout(buf, spec);
+  return layout ? checkHeader('png', layout.width, layout.height, spec, field) : probeWithSharp(buf, spec, field);
+}
+
+/**
+ * The layout of a small clean PNG that sharp would read the same way, else null. Past the pixel
+ * limit sharp's own refusal stands, worded as before.
+ */
+function inlineLayout(buf: Buffer, spec: ImageSpec): PngLayout | null {
+  const layout = readPngLayout(buf, spec.channels);
+  return layout && layout.width * layout.height <= spec.maxPixels ? layout : null;
+}
+
+async function probeWithSharp(buf: Buffer, spec: ImageSpec, field: string): Promise<ImageHeader> {
   if (buf.length === 0) throw new InvalidImageError(field, 'image is empty');
   let meta: Metadata;
   try {
@@ -46,9 +64,12 @@ export async function probeImage(buf: Buffer, spec: ImageSpec, field: string): P
   } catch (err) {
     throw new InvalidImageError(field, `not a decodable PNG, JPEG or WebP image (${shortReason(err)})`);
   }
-  if (!meta.format || !(IMAGE_FORMATS as readonly string[]).includes(meta.format))
-    throw new InvalidImageError(field, `format '${meta.format ?? 'unknown'}' is not supported; send PNG, JPEG or WebP`, { allowed: IMAGE_FORMATS });
-  const { width = 0, height = 0 } = meta;
+  return checkHeader(meta.format, meta.width ?? 0, meta.height ?? 0, spec, field);
+}
+
+function checkHeader(format: string | undefined, width: number, height: number, spec: ImageSpec, field: string): ImageHeader {
+  if (!format || !(IMAGE_FORMATS as readonly string[]).includes(format))
+    throw new InvalidImageError(field, `format '${format ?? 'unknown'}' is not supported; send PNG, JPEG or WebP`, { allowed: IMAGE_FORMATS });
   if (width < 1 || height < 1) throw new InvalidImageError(field, `image is ${width}×${height}: it has no pixels`);
   if (width * height > spec.maxPixels)
     throw new InvalidImageError(field, `image is ${width}×${height}; at most ${spec.maxPixels} pixels allowed (MAX_IMAGE_PIXELS)`);
@@ -63,7 +84,7 @@ export async function probeImage(buf: Buffer, spec: ImageSpec, field: string): P
         { maxAspectFactor: MAX_RESIZE_ASPECT_FACTOR },
       );
   }
-  return { format: meta.format, width, height };
+  return { format, width, height };
 }
 
 /** Full decode of an image that passed probeImage → CHW pixels at the model's size. */
@@ -98,34 +119,79 @@ async function inOrder<T>(tasks: ((skip: () => boolean) => Promise<T>)[]): Promi
 }
 
 /**
- * A request's images → CHW pixels. Every header is read and checked first (per image, then the
- * request's decode budget: width × height summed ≤ maxRequestPixels) before any full decode, so a
- * refused request costs header reads only. All sharp work goes through the request's own lane of
- * the fair scheduler; images after a failed one are not decoded.
+ * Synchronous work on the event loop, one piece at a time in call order, letting other work in
+ * every `every` pieces so that probes and other requests stay responsive during a large request.
  */
-export async function decodeImages(images: readonly Buffer[], spec: ImageSpec, field: string, maxRequestPixels: number, scheduler: FairScheduler = decodeScheduler): Promise<Uint8Array[]> {
-  const lane = scheduler.lane();
-  const headers = await inOrder(images.map((buf, i) => (skip: () => boolean) => lane.run(async () => (skip() ? null : probeImage(buf, spec, `${field}[${i}]`)))));
-  const total = headers.reduce((sum, h) => sum + h!.width * h!.height, 0);
-  if (total > maxRequestPixels) throw new LimitExceededError(field, 'MAX_REQUEST_PIXELS', maxRequestPixels, total, 'pixels (width × height summed over the images)');
-  return inOrder(images.map((buf, i) => (skip: () => boolean) => lane.run(async () => (skip() ? new Uint8Array(0) : decodeProbed(buf, spec, `${field}[${i}]`)))));
+function inlineQueue(every: number) {
+  let tail: Promise<unknown> = Promise.resolve();
+  let count = 0;
+  return <T>(work: () => T): Promise<T> => {
+    const n = count++;
+    const result = tail.then(async () => {
+      if (n > 0 && n % every === 0) await yieldToLoop();
+      return work();
+    });
+    tail = result.catch(() => undefined);
+    return result;
+  };
+}
+
+export interface DecodeOptions {
+  /** Read and decode small clean PNGs on the event loop (default); false: sharp for every image. */
+  inlinePng?: boolean;
 }
 
 /**
- * Lossless PNG of an 8-bit image at maximum compression (deflate level 9, libpng's adaptive
- * per-row filter choice), for the complexity score's L(x). pngjs, not sharp: sharp's per-call
- * overhead is ~0.47 ms per 28×28 image against ~0.15 ms here (docs/anomaly.md). Work is yielded
- * to the event loop every few images so probes stay responsive.
+ * A request's images → CHW pixels. Every header is read and checked first (per image, then the
+ * request's decode budget: width × height summed ≤ maxRequestPixels) before any full decode, so a
+ * refused request costs header reads only. Small clean PNGs at the model's size are decoded inline
+ * (a file the inline decoder declines goes to sharp, which words any refusal as before); all sharp
+ * work goes through the request's own lane of the fair scheduler. Images after a failed one are
+ * not decoded.
+ */
+export async function decodeImages(images: readonly Buffer[], spec: ImageSpec, field: string, maxRequestPixels: number, scheduler: FairScheduler = decodeScheduler, options: DecodeOptions = {}): Promise<Uint8Array[]> {
+  const lane = scheduler.lane();
+  const inline = options.inlinePng ?? true;
+  const layouts: (PngLayout | null)[] = images.map(() => null);
+  const probeInline = inlineQueue(64);
+  const headers = await inOrder(
+    images.map((buf, i) => async (skip: () => boolean) => {
+      const name = `${field}[${i}]`;
+      const layout = inline ? await probeInline(() => (skip() ? null : inlineLayout(buf, spec))) : null;
+      if (layout) {
+        layouts[i] = layout;
+        return checkHeader('png', layout.width, layout.height, spec, name);
+      }
+      return lane.run(async () => (skip() ? null : probeWithSharp(buf, spec, name)));
+    }),
+  );
+  const total = headers.reduce((sum, h) => sum + h!.width * h!.height, 0);
+  if (total > maxRequestPixels) throw new LimitExceededError(field, 'MAX_REQUEST_PIXELS', maxRequestPixels, total, 'pixels (width × height summed over the images)');
+  const decodeInline = inlineQueue(32);
+  return inOrder(
+    images.map((buf, i) => async (skip: () => boolean) => {
+      const layout = layouts[i];
+      if (layout && !spec.resize) {
+        const pixels = await decodeInline(() => (skip() ? new Uint8Array(0) : decodeSmallPng(buf, layout, spec.channels)));
+        if (pixels) return pixels;
+      }
+      return lane.run(async () => (skip() ? new Uint8Array(0) : decodeProbed(buf, spec, `${field}[${i}]`)));
+    }),
+  );
+}
+
+/**
+ * Lossless PNG of an 8-bit image at maximum compression (deflate level 9, per-row adaptive filter
+ * choice), for the complexity score's L(x): byte for byte what pngjs's PNG.sync.write gave, which
+ * the calibrations were made with (small-png.ts writePng8), at a fraction of its cost. On the
+ * event loop, yielding every few dozen images so probes stay responsive.
  */
 export async function losslessPng(images: readonly Uint8Array[], channels: number, height: number, width: number): Promise<Buffer[]> {
   if (channels !== 1 && channels !== 3) throw new Error(`PNG takes 1 or 3 channels, not ${channels}`);
-  const colorType = channels === 1 ? 0 : 2;
   const out: Buffer[] = [];
   for (let i = 0; i < images.length; i++) {
-    if (i > 0 && i % 8 === 0) await yieldToLoop();
-    const png = new PNG({ width, height, colorType, inputColorType: colorType, inputHasAlpha: false, bitDepth: 8 });
-    png.data = Buffer.from(channels === 1 ? images[i] : chwToHwc(images[i], channels, height * width));
-    out.push(PNG.sync.write(png, { colorType, inputColorType: colorType, inputHasAlpha: false, bitDepth: 8, deflateLevel: 9, filterType: -1 }));
+    if (i > 0 && i % 32 === 0) await yieldToLoop();
+    out.push(writePng8(chwToHwc(images[i], channels, height * width), channels, height, width));
   }
   return out;
 }
@@ -168,13 +234,33 @@ export async function losslessJpegLs(images: readonly Uint8Array[], channels: nu
   }
 }
 
-/** PNG for clients (sampled and decoded images). */
+/**
+ * Deflate for client PNGs: zlib's default strategy at level 6 comes within ~4 % of sharp's size
+ * (pngjs's Z_RLE is ~25 % cheaper but ~50 % larger on colour images) at ~1/10 of sharp's CPU.
+ */
+const CLIENT_DEFLATE = { level: 6 };
+
+/** PNG for clients (sampled and decoded images): small ones written inline, larger ones by sharp. */
 export async function encodePng(pixels: Uint8Array, channels: number, height: number, width: number): Promise<Buffer> {
+  if ((channels === 1 || channels === 3) && height * width <= SMALL_PNG_MAX_PIXELS) {
+    smallPngStats.encoded++;
+    return writePng8(chwToHwc(pixels, channels, height * width), channels, height, width, CLIENT_DEFLATE);
+  }
   const img = sharp(chwToHwc(pixels, channels, height * width), { raw: { width, height, channels: channels as 1 | 3 } });
   // without an explicit colourspace sharp writes single-channel input as 3-channel sRGB
   return (channels === 1 ? img.toColourspace('b-w') : img)
     .png({ compressionLevel: 9, adaptiveFiltering: true, palette: false })
     .toBuffer();
+}
+
+/** encodePng for many images, yielding to the event loop every few dozen small ones. */
+export async function encodePngs(images: readonly Uint8Array[], channels: number, height: number, width: number): Promise<Buffer[]> {
+  const out: Buffer[] = [];
+  for (let i = 0; i < images.length; i++) {
+    if (i > 0 && i % 32 === 0) await yieldToLoop();
+    out.push(await encodePng(images[i], channels, height, width));
+  }
+  return out;
 }
 
 function chwToHwc(pixels: Uint8Array, channels: number, plane: number): Uint8Array {

@@ -16,7 +16,7 @@ import { bitsPerDim, logMeanExp } from '../flow/density.js';
 import { logStandardNormal } from '../flow/prior.js';
 import { clampTo, dataToPixels, dequantizeUniform, quantizeToCentres } from '../flow/quantize.js';
 import { Rng, randomSeed } from '../flow/random.js';
-import { encodePng, losslessJpegLs, losslessPng } from '../imaging/image-codec.js';
+import { encodePngs, losslessJpegLs, losslessPng } from '../imaging/image-codec.js';
 import type { FlowModel, Likelihood } from './flow-model.js';
 import { assertFiniteRows } from './inputs.js';
 import type { Cost, LoopContext } from './programs/types.js';
@@ -240,9 +240,8 @@ async function scoreCentres(model: FlowModel, x: Float64Array, n: number, wanted
 export async function toPngs(model: FlowModel, outputs: Float64Array, n: number): Promise<Buffer[]> {
   const { shape, bitDepth } = model.manifest.data;
   const [c, h, w] = shape;
-  const pngs: Buffer[] = [];
-  for (let i = 0; i < n; i++) pngs.push(await encodePng(dataToPixels(outputs.subarray(i * model.dim, (i + 1) * model.dim), bitDepth!) as Uint8Array, c, h, w));
-  return pngs;
+  const pixels = Array.from({ length: n }, (_, i) => dataToPixels(outputs.subarray(i * model.dim, (i + 1) * model.dim), bitDepth!) as Uint8Array);
+  return encodePngs(pixels, c, h, w);
 }
 
 type LosslessCodec = (images: readonly Uint8Array[], channels: number, height: number, width: number) => Promise<Uint8Array[]>;
