@@ -54,12 +54,12 @@ export function checkDeclared(t: { name: string; datatype: string; shape: number
 
 /**
  * JSON `data` (flat, or nested row-major) → flat values, checked against the shape. Nested arrays
- * must be rectangular; their depth is bounded by the JSON parser (MAX_JSON_DEPTH).
+ * must follow the shape (flattenNested); their depth is bounded by the JSON parser (MAX_JSON_DEPTH).
  */
 export function valuesFromJson(data: unknown, datatype: Datatype, shape: number[], field: string): TensorValues {
   const count = elementCount(shape);
   if (!Array.isArray(data)) throw new InvalidInputError(`${field}.data`, 'must be an array (flat or nested row-major)');
-  const flat: unknown[] = Array.isArray(data[0]) ? (data as unknown[]).flat(MAX_RANK) : data;
+  const flat: unknown[] = Array.isArray(data[0]) ? flattenNested(data, shape, `${field}.data`) : data;
   if (flat.length !== count)
     throw new InvalidInputError(`${field}.data`, `holds ${flat.length} elements; shape [${shape.join(', ')}] needs ${count}`, { expected: count, got: flat.length });
   if (datatype === 'BYTES') {
@@ -80,6 +80,34 @@ export function valuesFromJson(data: unknown, datatype: Datatype, shape: number[
     if (datatype !== 'FP32' && datatype !== 'FP64' && datatype !== 'FP16' && !Number.isInteger(v)) throw new InvalidInputError(`${field}.data[${i}]`, `${datatype} elements must be whole numbers, got ${v}`);
     out[i] = v;
   }
+  return out;
+}
+
+/**
+ * Nested `data` → flat, row-major. Each level of nesting is one dimension of the shape (its length
+ * is that dimension); the innermost arrays hold the remaining dimensions, flattened. So for shape
+ * [2, 1, 28, 28] both [[[[…28]…]]] and two rows of 784 are accepted, but [[a], [b]] for shape
+ * [1, 2] (the nesting disagrees with the shape) and ragged arrays are refused.
+ */
+function flattenNested(data: unknown[], shape: number[], field: string): unknown[] {
+  const out: unknown[] = [];
+  const walk = (a: unknown[], depth: number, at: string): void => {
+    if (depth < shape.length - 1 && Array.isArray(a[0])) {
+      if (a.length !== shape[depth]) throw new InvalidInputError(at, `nests ${a.length} arrays where dimension ${depth} of shape [${shape.join(', ')}] is ${shape[depth]}`);
+      a.forEach((el, i) => {
+        if (!Array.isArray(el)) throw new InvalidInputError(`${at}[${i}]`, `must be an array like its siblings (nested data follows shape [${shape.join(', ')}])`);
+        walk(el, depth + 1, `${at}[${i}]`);
+      });
+      return;
+    }
+    const inner = elementCount(shape.slice(depth));
+    if (a.length !== inner) throw new InvalidInputError(at, `holds ${a.length} elements where shape [${shape.join(', ')}] needs ${inner} at depth ${depth} (nested data must follow the shape)`);
+    for (let i = 0; i < a.length; i++) {
+      if (Array.isArray(a[i])) throw new InvalidInputError(`${at}[${i}]`, `nests deeper than shape [${shape.join(', ')}]`);
+      out.push(a[i]);
+    }
+  };
+  walk(data, 0, field);
   return out;
 }
 

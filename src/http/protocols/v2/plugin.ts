@@ -57,7 +57,7 @@ export async function openInferenceProtocol(app: FastifyInstance, { version, ser
   await app.register(compress, {
     global: true,
     encodings: ['gzip', 'deflate'],
-    requestEncodings: ['gzip', 'deflate'],
+    requestEncodings: ['gzip', 'deflate', 'identity'],
     // The decompressed bytes count against BODY_LIMIT_BYTES as they are inflated: a gzip bomb gets 413 at the limit.
     customTypes: /^application\/(json|octet-stream)/,
     onUnsupportedRequestEncoding: (encoding) => new ValidationError(`content-encoding: '${echo(encoding)}' is not supported; send gzip, deflate or identity`, { field: 'content-encoding' }),
@@ -116,8 +116,8 @@ export async function openInferenceProtocol(app: FastifyInstance, { version, ser
       return { name: request.params.model, ready: true };
     } catch (err) {
       if (err instanceof AppError && err.statusCode === 503) {
-        reply.code(503).header('retry-after', '1');
-        return { name: request.params.model, ready: false };
+        // Sent as a string: the route's 503 schema ({"error"}, from `errors`) would fail to serialize it (a 500).
+        return reply.code(503).header('retry-after', '1').type('application/json').send(JSON.stringify({ name: request.params.model, ready: false }));
       }
       throw err;
     }
@@ -140,8 +140,11 @@ export async function openInferenceProtocol(app: FastifyInstance, { version, ser
         const { model: name, version } = request.params as { model: string; version?: string };
         const { model, operation } = target(request, name, version);
         const parsed = await readInfer(request.body as Buffer, request.headers[HEADER_LENGTH], jsonLimits);
-        if (parsed.header.model_name !== undefined && parsed.header.model_name !== name)
+        if (parsed.header.model_name && parsed.header.model_name !== name)
           throw new InvalidInputError('model_name', `'${echo(parsed.header.model_name)}' differs from the model in the path ('${echo(name)}')`);
+        // "" (some clients send these empty) names nothing: the path decides, as without /versions.
+        if (parsed.header.model_version && parsed.header.model_version !== (version ?? MODEL_VERSION))
+          throw new InvalidInputError('model_version', `'${echo(parsed.header.model_version)}' differs from the version served ('${echo(version ?? MODEL_VERSION)}')`);
         const wanted = requestedOutputs(parsed.header, model, operation);
         const params = readParameters(parsed.header.parameters ?? {}, operation);
         const ctx = loopContext(service, request, reply, params.solver);
@@ -211,7 +214,8 @@ export async function openInferenceProtocol(app: FastifyInstance, { version, ser
 
   /** The names (and binary flags) of the outputs to return: those requested, or every one the operation gives. */
   function requestedOutputs(header: InferRequest, model: FlowModel, operation: Operation): Map<string, boolean> | null {
-    if (!header.outputs) return null;
+    // None requested, or an empty list (Triton's reading): every output.
+    if (!header.outputs || header.outputs.length === 0) return null;
     const known = outputsOf(model, operation).map((o) => o.name);
     const wanted = new Map<string, boolean>();
     header.outputs.forEach((o, i) => {
@@ -265,7 +269,7 @@ export async function openInferenceProtocol(app: FastifyInstance, { version, ser
     } else {
       const dataShape = model.manifest.data.shape;
       const shapeOk = rowShape.join(',') === dataShape.join(',') || (rowShape.length === 1 && rowShape[0] === model.dim);
-      if (!shapeOk) throw new InvalidInputError(`${field}.shape`, `must be [N, ${dataShape.join(', ')}] or [N, ${model.dim}], got [${t.shape.join(', ')}]`, { expected: spec.shape });
+      if (!shapeOk) throw new InvalidInputError(`${field}.shape`, `must be [N, ${dataShape.join(', ')}]${dataShape.length > 1 ? ` or [N, ${model.dim}]` : ''}, got [${t.shape.join(', ')}]`, { expected: spec.shape });
       if (t.name === 'pixels') {
         if (t.datatype !== spec.datatype) throw new InvalidInputError(`${field}.datatype`, `pixels are ${spec.datatype}, got ${t.datatype}`);
         x = rowsFromPixels(`${field}.data`, t.values as ArrayLike<number>, n, model);
