@@ -73,6 +73,9 @@ export function toAppError(err: FastifyError | Error, config: Config): AppError 
       // the connection ended (or sent more) before Content-Length bytes
       return new ValidationError('body: its length differs from the Content-Length header', { field: 'body', rule: 'contentLength' });
   }
+  // @fastify/compress (the v2 protocol's request decompression) marks zlib's failures this way
+  if ((fe as { decompressError?: unknown }).decompressError)
+    return new ValidationError(`body: not valid gzip or deflate data, as its Content-Encoding says (${fe.message.split('\n')[0].slice(0, 120)})`, { field: 'body', rule: 'contentEncoding' });
   const status = fe.statusCode ?? 500;
   if (err instanceof SyntaxError && status === 400) return new ValidationError(`body: not valid JSON (${err.message})`, { field: 'body', rule: 'json' });
   if (status === 404) return new AppError('ROUTE_NOT_FOUND', 'no such route');

@@ -101,6 +101,11 @@ export class Batcher {
   async submit(feeds: Record<string, TensorData>, rows: number, ctx: number | CallContext = this.o.timeoutMs): Promise<Record<string, TensorData>> {
     const call: Required<Pick<CallContext, 'deadline'>> & CallContext = typeof ctx === 'number' ? { deadline: performance.now() + ctx } : { ...ctx, deadline: ctx.deadline ?? performance.now() + this.o.timeoutMs };
     if (call.signal?.aborted) throw call.signal.reason ?? new CancelledError();
+    // A deadline already past (a short client timeout, or a loop that used its time up) never runs.
+    if (call.deadline <= performance.now()) {
+      this.o.onTimeout?.();
+      throw new TimeoutError(this.o.model, this.o.timeoutMs);
+    }
     const max = this.o.maxBatchSize;
     if (rows <= max) return this.enqueue(feeds, rows, call);
     if (this.queuedRows + rows > this.o.maxQueueSize) return this.shed();

@@ -106,7 +106,7 @@ test('Tensor-Shape header: [N, ...data shape] or [N, D] that agree with the body
 
 test('BAD CALL - Tensor-Shape that disagrees with the body → 400 INVALID_INPUT', async () => {
   const { rows } = mnistTestImages(2);
-  for (const shape of ['2,2', '1,6', '6', '3,2,1', '3,1,2', '', 'a,b', '3,2,', '4,2'])
+  for (const shape of ['2,2', '1,6', '6', '3,2,1', '3,1,2', '', 'a,b', '3,2,', '4,2', '3.0,2', '0x3,2', '3e0,2', '+3,2'])
     assertError(await binary(`/likelihood?model=${VEC}`, f32(VEC_ROWS), { 'tensor-shape': shape }), 'INVALID_INPUT', /Tensor-Shape/);
   assertError(await binary(`/likelihood?model=${VEC}`, f32(VEC_ROWS), { 'tensor-shape': '2,2' }), 'INVALID_INPUT', /Tensor-Shape: '2,2' does not match the body: 3 rows of \[2\]/);
   assertError(await binary(`/likelihood?model=${IMG}`, f32(rows), { 'tensor-shape': '2,1,784' }), 'INVALID_INPUT', /Tensor-Shape/);

@@ -422,7 +422,9 @@ test('BAD CALL - gzip bomb (200 MB of zeros in ~200 KB) → 413 {"error"} at BOD
 
 test('BAD CALL - corrupt or truncated gzip/deflate → 400; an unsupported Content-Encoding → 400 (identity is fine)', async () => {
   const body = gzipSync(asciiJson({ inputs: [{ name: 'x', shape: [1, 2], datatype: 'FP32', data: [0, 0] }] }));
-  assertV2Error(await raw(`/v2/models/${VEC}/infer`, Buffer.from('this is not gzip data at all'), { 'Content-Encoding': 'gzip' }), 400);
+  assertV2Error(await raw(`/v2/models/${VEC}/infer`, Buffer.from('this is not gzip data at all'), { 'Content-Encoding': 'gzip' }), 400, /^body: not valid gzip or deflate data, as its Content-Encoding says \(incorrect header check\)/);
+  // the encoding's name in any case (RFC 9110: a case-insensitive token)
+  assert.equal((await raw(`/v2/models/${VEC}/infer`, body, { 'Content-Encoding': 'GZIP' })).status, 200);
   assertV2Error(await raw(`/v2/models/${VEC}/infer`, body.subarray(0, body.length - 12), { 'Content-Encoding': 'gzip' }), 400);
   assertV2Error(await raw(`/v2/models/${VEC}/infer`, body, { 'Content-Encoding': 'deflate' }), 400);
   assertV2Error(await raw(`/v2/models/${VEC}/infer`, body, { 'Content-Encoding': 'br' }), 400, /content-encoding: 'br'/);
@@ -789,4 +791,12 @@ test('docs/open-inference-protocol.md: every shell example runs as printed and p
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test('Triton\'s per-request `timeout` (µs) is a deadline earlier than REQUEST_TIMEOUT_MS: past it the work is dropped (503), never run late', async () => {
+  const ok = await raw(`/v2/models/${VEC}/infer`, asciiJson({ inputs: [X1], parameters: { timeout: 60_000_000 } }));
+  assert.equal(ok.status, 200);
+  // 1 µs has passed before the request reaches the queue: refused as TIMEOUT, Triton's UNAVAILABLE
+  assertV2Error(await raw(`/v2/models/${VEC}/infer`, asciiJson({ inputs: [X1], parameters: { timeout: 1 } })), 503, /REQUEST_TIMEOUT_MS|did not complete/);
+  await infer400(`/v2/models/${VEC}/infer`, { inputs: [X1], parameters: { timeout: -1 } }, /parameters\.timeout: must be a whole number of microseconds/);
 });

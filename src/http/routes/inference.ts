@@ -113,7 +113,9 @@ export function inferenceRoutes(app: FastifyInstance, service: FlowService, conf
     const n = body.length / perRow;
     const declared = request.headers['tensor-shape'];
     if (declared !== undefined) {
-      const dims = String(declared).split(',').map((d) => Number(d.trim()));
+      const text = String(declared);
+      if (!/^\s*\d{1,10}(\s*,\s*\d{1,10}){0,7}\s*$/.test(text)) throw new InvalidInputError('Tensor-Shape', `must be whole numbers separated by commas (N,C,H,W or N,D), got '${echo(text)}'`);
+      const dims = text.split(',').map((d) => Number(d.trim()));
       const rowShape = dims.slice(1);
       const rowFits = what === 'latents' ? rowShape.length === 1 && rowShape[0] === model.dim : rowShape.join(',') === model.manifest.data.shape.join(',') || (rowShape.length === 1 && rowShape[0] === model.dim);
       if (dims[0] !== n || !rowFits)

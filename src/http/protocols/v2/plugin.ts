@@ -54,6 +54,11 @@ export async function openInferenceProtocol(app: FastifyInstance, { version, ser
   // Bodies of any type, or none: the JSON header (and binary tensors after it) is read from the raw bytes.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+  // Header values are case-insensitive tokens (RFC 9110): GZIP is gzip.
+  app.addHook('onRequest', async (request) => {
+    const enc = request.headers['content-encoding'];
+    if (typeof enc === 'string') request.headers['content-encoding'] = enc.trim().toLowerCase();
+  });
   await app.register(compress, {
     global: true,
     encodings: ['gzip', 'deflate'],
@@ -116,8 +121,8 @@ export async function openInferenceProtocol(app: FastifyInstance, { version, ser
       return { name: request.params.model, ready: true };
     } catch (err) {
       if (err instanceof AppError && err.statusCode === 503) {
-        // Sent as a string: the route's 503 schema ({"error"}, from `errors`) would fail to serialize it (a 500).
-        return reply.code(503).header('retry-after', '1').type('application/json').send(JSON.stringify({ name: request.params.model, ready: false }));
+        reply.code(503).header('retry-after', '1');
+        return { name: request.params.model, ready: false };
       }
       throw err;
     }
@@ -125,7 +130,7 @@ export async function openInferenceProtocol(app: FastifyInstance, { version, ser
 
   for (const [path, params] of [['/models/:model', ModelParams], ['/models/:model/versions/:version', VersionParams]] as const) {
     app.get(path, { schema: { summary: 'v2 model metadata: input and output tensors with datatypes and shapes (−1: the batch).', tags: ['v2'], params, response: { 200: ModelMetadata, ...errors } } }, metadata);
-    app.get(`${path}/ready`, { schema: { summary: 'v2 model readiness.', tags: ['v2'], params, response: { 200: ModelReady, 503: ModelReady, ...errors } } }, modelReady);
+    app.get(`${path}/ready`, { schema: { summary: 'v2 model readiness.', tags: ['v2'], params, response: { ...errors, 200: ModelReady, 503: ModelReady } } }, modelReady);
     app.post(`${path}/infer`, {
       schema: {
         summary: 'v2 inference: JSON, or a JSON header followed by binary tensors (Inference-Header-Content-Length); gzip or deflate bodies; any or no Content-Type.',
@@ -148,6 +153,7 @@ export async function openInferenceProtocol(app: FastifyInstance, { version, ser
         const wanted = requestedOutputs(parsed.header, model, operation);
         const params = readParameters(parsed.header.parameters ?? {}, operation);
         const ctx = loopContext(service, request, reply, params.solver);
+        if (params.timeoutUs !== undefined) ctx.deadline = Math.min(ctx.deadline!, request.startedAt + params.timeoutUs / 1000);
         const { outputs, parameters } = await run(model, operation, parsed.inputs, params, ctx);
         return renderInfer(reply, { name, id: parsed.header.id, parameters, outputs, wanted }, params.binaryOutput);
       },
@@ -167,6 +173,8 @@ export async function openInferenceProtocol(app: FastifyInstance, { version, ser
     count?: number;
     temperature?: number;
     binaryOutput: boolean;
+    /** Triton's per-request timeout (µs): a deadline earlier than REQUEST_TIMEOUT_MS, never later. */
+    timeoutUs?: number;
   }
 
   function readParameters(p: Record<string, string | number | boolean>, operation: Operation): Params {
@@ -176,8 +184,13 @@ export async function openInferenceProtocol(app: FastifyInstance, { version, ser
         if (typeof value !== 'boolean') throw new InvalidInputError('parameters.binary_data_output', 'must be true or false');
         continue;
       }
+      if (key === 'timeout') {
+        if (!Number.isSafeInteger(value) || (value as number) < 1) throw new InvalidInputError('parameters.timeout', `must be a whole number of microseconds ≥ 1 (Triton's per-request timeout), got ${echo(JSON.stringify(value))}`);
+        continue;
+      }
       const type = allowed[key];
-      if (!type) throw new InvalidInputError(`parameters.${echo(key)}`, `is not a parameter of ${operation} (it takes ${[...Object.keys(allowed), 'binary_data_output'].join(', ')})`, { allowed: [...Object.keys(allowed), 'binary_data_output'] });
+      const all = [...Object.keys(allowed), 'binary_data_output', 'timeout'];
+      if (!type) throw new InvalidInputError(`parameters.${echo(key)}`, `is not a parameter of ${operation} (it takes ${all.join(', ')})`, { allowed: all });
       const ok = type === 'integer' ? Number.isSafeInteger(value) : type === 'number' ? typeof value === 'number' && Number.isFinite(value) : typeof value === type;
       if (!ok) throw new InvalidInputError(`parameters.${key}`, `must be ${type === 'integer' ? 'a whole number' : `a ${type}`}, got ${echo(JSON.stringify(value))}`);
     }
@@ -209,6 +222,7 @@ export async function openInferenceProtocol(app: FastifyInstance, { version, ser
       count: num('count'),
       temperature: num('temperature'),
       binaryOutput: p.binary_data_output === true,
+      timeoutUs: p.timeout as number | undefined,
     };
   }
 
