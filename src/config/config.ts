@@ -18,7 +18,7 @@ export const ConfigSchema = Type.Object({
   }),
   cudaDeviceId: Int(0, 0, 64, 'CUDA device ordinal.'),
   workerThreads: Int(1, 1, 64, 'Inference workers (processes or threads, see INFERENCE_ISOLATION), each holding every model.'),
-  intraOpThreads: Int(0, 0, 256, 'ONNX Runtime intra-op threads per session (0 = ORT default: one per core).'),
+  intraOpThreads: Int(0, 0, 256, 'ONNX Runtime intra-op threads per session; 0 = the cores divided among WORKER_THREADS (onnxruntime-node\'s own default ran one thread on a 2-core VM).'),
   intraOpSpinning: Type.Boolean({ default: false, description: 'Let idle ONNX Runtime intra-op threads spin-wait for work (ORT default true); off leaves CPU to the HTTP thread.' }),
   bodyLimitBytes: Int(16 * 1024 * 1024, 1024, 1024 * 1024 * 1024, 'Largest request body of any content type (JSON, multipart), counted while it is read: 413 as soon as it is passed.'),
   maxItemsPerRequest: Int(256, 1, 100_000, 'Most inputs, images or latents in one request (400 above).'),

@@ -2,6 +2,7 @@
 // answers encode / decode / sample / likelihood in terms of FlowModel. Knows nothing of HTTP.
 // It also says whether it can serve (health()): a model is servable only while some inference
 // worker holding its sessions is live.
+import { availableParallelism } from 'node:os';
 import type { Config } from '../config/config.js';
 import { CancelledError, InferenceError, InvalidInputError, ModelNotFoundError, ModelUnavailableError, NotReadyError } from '../errors.js';
 import { losslessJpegLs } from '../imaging/image-codec.js';
@@ -184,7 +185,7 @@ export class FlowService {
 
     this.pool = new WorkerPool(
       runnable.flatMap((p) => sessionSpecs(p, programs.get(p.name)!)),
-      { provider: this.config.executionProvider, deviceId: this.config.cudaDeviceId, intraOpThreads: this.config.intraOpThreads, intraOpSpinning: this.config.intraOpSpinning },
+      { provider: this.config.executionProvider, deviceId: this.config.cudaDeviceId, intraOpThreads: intraOpThreadsFor(this.config), intraOpSpinning: this.config.intraOpSpinning },
       this.config.workerThreads,
       this.log,
       { isolation: this.config.inferenceIsolation, onChange: () => this.workersChanged() },
@@ -403,6 +404,16 @@ function sessionSpecs(p: ModelPackage, program: FlowProgram): SessionSpec[] {
 function checkSolver(model: FlowModel, ctx: LoopContext): void {
   if (!ctx.solver || model.manifest.program?.kind === 'ode') return;
   throw new InvalidInputError(ctx.solver.atol !== undefined ? 'atol' : 'rtol', `is only for continuous flows (family ffjord); model ${model.name} is ${model.manifest.family}`);
+}
+
+/**
+ * INTRA_OP_THREADS=0 means the cores shared out between the inference workers. onnxruntime-node's
+ * own default (intraOpNumThreads unset) gave ONE intra-op thread on the 2-core VM, so a batch ran on
+ * one core: glow-fashion batch 64 went from ~2200 to ~3300-3500 samples/s with 2 threads
+ * (bench/raw-ort-2026-11-25.md).
+ */
+export function intraOpThreadsFor(c: Pick<Config, 'intraOpThreads' | 'workerThreads'>, cores = availableParallelism()): number {
+  return c.intraOpThreads > 0 ? c.intraOpThreads : Math.max(1, Math.floor(cores / c.workerThreads));
 }
 
 /** Why no model can be served while no worker is live (public). */
