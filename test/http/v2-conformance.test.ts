@@ -800,3 +800,11 @@ test('Triton\'s per-request `timeout` (µs) is a deadline earlier than REQUEST_T
   assertV2Error(await raw(`/v2/models/${VEC}/infer`, asciiJson({ inputs: [X1], parameters: { timeout: 1 } })), 503, /REQUEST_TIMEOUT_MS|did not complete/);
   await infer400(`/v2/models/${VEC}/infer`, { inputs: [X1], parameters: { timeout: -1 } }, /parameters\.timeout: must be a whole number of microseconds/);
 });
+
+test('an output asked for by name is computed: complexity (not a default score) comes back without parameters.scores', async () => {
+  const png = await raw(`/v2/models/glow-fashion/infer`, asciiJson({ inputs: [{ name: 'pixels', shape: [1, 1, 28, 28], datatype: 'UINT8', data: Array.from({ length: 784 }, (_, i) => i % 256) }], outputs: [{ name: 'complexity' }, { name: 'anomalyScore' }] }));
+  assert.equal(png.status, 200, png.body.toString());
+  const out = JSON.parse(png.body.toString()).outputs;
+  assert.deepEqual(out.map((o: { name: string }) => o.name), ['complexity', 'anomalyScore']);
+  assert.ok(Number.isFinite(out[0].data[0]));
+});

@@ -12,7 +12,7 @@ import type { FlowModel } from '../../../service/flow-model.js';
 import type { FlowService } from '../../../service/flow-service.js';
 import { checkCount, rowsFromFlat, rowsFromImages, rowsFromPixels } from '../../../service/inputs.js';
 import type { Metrics } from '../../../service/metrics.js';
-import { DEQUANTIZATIONS, OUTPUT_FORMS, type Dequantization, type OutputForm } from '../../../service/operations.js';
+import { DEQUANTIZATIONS, OUTPUT_FORMS, defaultScores, type Dequantization, type OutputForm } from '../../../service/operations.js';
 import type { SolverOptions } from '../../../service/programs/types.js';
 import { registerErrorHandling, type ErrorRenderer } from '../../error-handler.js';
 import { parseJsonPaced } from '../../json-body.js';
@@ -152,6 +152,11 @@ export async function openInferenceProtocol(app: FastifyInstance, { version, ser
           throw new InvalidInputError('model_version', `'${echo(parsed.header.model_version)}' differs from the version served ('${echo(version ?? MODEL_VERSION)}')`);
         const wanted = requestedOutputs(parsed.header, model, operation);
         const params = readParameters(parsed.header.parameters ?? {}, operation);
+        // An output asked for by name is computed: `complexity` (not a default score) needs no parameters.scores too.
+        if (operation === 'likelihood' && params.scores === undefined && wanted) {
+          const asked = [...wanted.keys()].filter((k): k is ScoreName => (model.scores as readonly string[]).includes(k));
+          if (asked.some((k) => !defaultScores(model).includes(k))) params.scores = [...new Set([...defaultScores(model), ...asked])];
+        }
         const ctx = loopContext(service, request, reply, params.solver);
         if (params.timeoutUs !== undefined) ctx.deadline = Math.min(ctx.deadline!, request.startedAt + params.timeoutUs / 1000);
         const { outputs, parameters } = await run(model, operation, parsed.inputs, params, ctx);
