@@ -1,4 +1,4 @@
-// Families benchmark (the last section of `npm run bench`, or on its own): the flow families that
+// Families benchmark (`npm run bench:families`): the flow families that
 // run as multi-pass programs (MAF sampling, IAF density, FFJORD both directions, planar density),
 // served over HTTP to 1, 8 and 64 concurrent clients, each with one single-row request in flight
 // (/sample count 1, /likelihood one input, scores []), against the SAME program loop run
@@ -345,7 +345,7 @@ async function section(log: (s: string) => void, date: string): Promise<void> {
 
   log(`## Flow families: multi-pass programs under concurrent single-row requests (${date})`);
   log('');
-  log(`Machine: ${cpus().length} × ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')} at start; node ${process.version}; onnxruntime-node ${ort.env.versions.node}; CPU execution provider. Command: \`BENCH_SECONDS=${SECONDS} BENCH_FAMILIES_CONCURRENCY=${CONCURRENCY.join(',')} npx tsx tools/bench-families.ts\` (or the end of \`npm run bench\`).`);
+  log(`Machine: ${cpus().length} × ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')} at start; node ${process.version}; onnxruntime-node ${ort.env.versions.node}; CPU execution provider. Command: \`BENCH_SECONDS=${SECONDS} BENCH_FAMILIES_CONCURRENCY=${CONCURRENCY.join(',')} npx tsx tools/bench-families.ts\` (or \`npm run bench:families\`).`);
   log('');
   log(`Each client keeps one request in flight: /sample with count 1, or /likelihood with one input and \`scores: []\`. Raw = the same program loop (prior, preprocessing, program.forward/inverse) in-process at batch ${BATCH} on ONNX Runtime sessions made from the package bytes with the service's session options, one loop at a time, for ${SECONDS} s. Service: src/server.ts with a MODEL_DIR of just these packages, MAX_BATCH_SIZE=${BATCH}, defaults otherwise (1 inference process, MAX_QUEUE_DELAY_MS=0). "answered" counts the requests answered in the window; "work rows/s" is the rows the graphs ran ÷ the program's passes per row (fixed-pass programs; it counts requests still in flight, for loops that outlast the window); "rows/call" is the mean rows per graph call after dynamic batching, "calls/s" the graph calls (batches) per second reaching the inference process, "worker busy" the summed time of its ORT runs over wall time (from /metrics; above 100 % when runs overlap). "In-process service" is the same FlowService without HTTP (its batchers and inference process, called from this process by 64 concurrent single-row callers). The load generator (autocannon) runs in this process on the same machine.`);
   log('');
