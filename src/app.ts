@@ -1,7 +1,7 @@
 // buildApp(config): the whole service as a Fastify instance, plugins registered explicitly and in
 // order. Loading models starts when the app is ready and goes on in the background, so /healthz
 // answers at once and /readyz turns ready when every model is warm. Nothing here touches process.
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -74,30 +74,37 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   app.decorateRequest('apiProtocol', '');
   app.decorateRequest('timing', null);
   app.decorateRequest('failure', '');
+  app.decorateRequest('metricsDone', false);
 
   // 1. errors and metrics hooks, 2. auth, 3. body parsers, 4. OpenAPI, 5. routes.
   registerErrorHandling(app, config, metrics);
-  app.addHook('onRequest', async (request) => {
-    metrics.inFlight.inc();
-    request.startedAt = performance.now();
-  });
-  app.addHook('onResponse', async (request, reply) => {
+  /** Metrics for a finished request: once, from onResponse or, for a client that left first, its connection's close (499). */
+  const finished = (request: FastifyRequest, reply: FastifyReply) => {
+    if (request.metricsDone) return;
+    request.metricsDone = true;
     metrics.inFlight.dec();
-    const labels = { route: request.routeOptions.url ?? 'unmatched', model: request.flowModel, status: String(reply.statusCode) };
+    const status = reply.raw.writableFinished || reply.sent ? reply.statusCode : 499;
+    const labels = { route: request.routeOptions.url ?? 'unmatched', model: request.flowModel, status: String(status) };
     metrics.requests.inc(labels);
     const now = performance.now();
     metrics.requestDuration.observe(labels, (now - request.startedAt) / 1000);
     if (!request.operation) return;
-    const ok = reply.statusCode < 400;
+    const ok = status < 400;
     const inf = { model: request.flowModel, operation: request.operation, protocol: request.apiProtocol };
-    metrics.inferenceRequests.inc({ ...inf, result: ok ? 'success' : 'failure', reason: ok ? '' : request.failure || String(reply.statusCode) });
+    metrics.inferenceRequests.inc({ ...inf, result: ok ? 'success' : 'failure', reason: ok ? '' : request.failure || (status === 499 ? 'CANCELLED' : String(status)) });
     const t = request.timing;
     if (ok && t?.finished !== undefined) {
       metrics.requestStage.observe({ ...inf, stage: 'parse' }, (t.called - request.startedAt) / 1000);
       metrics.requestStage.observe({ ...inf, stage: 'operation' }, (t.finished - t.called) / 1000);
       metrics.requestStage.observe({ ...inf, stage: 'render' }, (now - t.finished) / 1000);
     }
+  };
+  app.addHook('onRequest', async (request, reply) => {
+    metrics.inFlight.inc();
+    request.startedAt = performance.now();
+    reply.raw.once('close', () => finished(request, reply));
   });
+  app.addHook('onResponse', async (request, reply) => finished(request, reply));
   registerAuth(app, config.apiKey);
   // JSON (and multipart below) only: a text body is a 415, not a string to validate.
   app.removeContentTypeParser('text/plain');

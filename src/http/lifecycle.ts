@@ -13,7 +13,7 @@
 import { readFile } from 'node:fs/promises';
 import { Server as NetServer, type AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { NotReadyError } from '../errors.js';
 
 export type Phase = 'serving' | 'draining' | 'closing';
@@ -47,8 +47,11 @@ export class Lifecycle {
 
   constructor(private readonly app: FastifyInstance) {
     app.server.on('connection', () => (this.lastConnectionAt = performance.now()));
-    app.addHook('onRequest', async () => {
+    app.addHook('onRequest', async (request, reply) => {
       this.inFlight++;
+      // onResponse never runs for a request whose client left before the answer: its connection's
+      // close ends it instead (whichever comes first, once), or a drain would wait for it forever.
+      reply.raw.once('close', () => this.finished(request));
     });
     // Refused only once its body is read: answering before the body is consumed and then closing
     // makes the kernel reset the connection (unread data), and the client never sees the 503.
@@ -58,14 +61,19 @@ export class Lifecycle {
       (request as { refusedAtClose?: boolean }).refusedAtClose = true;
       throw new NotReadyError('shutting down: not accepting new requests');
     });
-    app.addHook('onResponse', async (request) => {
-      this.inFlight--;
-      if ((request as { refusedAtClose?: boolean }).refusedAtClose) this.refusing--;
-    });
+    app.addHook('onResponse', async (request) => this.finished(request));
     // Clients that reach us while draining go elsewhere next time: no keep-alive past a drain.
     app.addHook('onSend', async (_request, reply) => {
       if (this.phase !== 'serving') reply.header('connection', 'close');
     });
+  }
+
+  private finished(request: FastifyRequest): void {
+    const r = request as { lifecycleDone?: boolean; refusedAtClose?: boolean };
+    if (r.lifecycleDone) return;
+    r.lifecycleDone = true;
+    this.inFlight--;
+    if (r.refusedAtClose) this.refusing--;
   }
 
   /** Start the drain (idempotent: a second signal joins the first). */

@@ -17,6 +17,8 @@ declare module 'fastify' {
     timing: { called: number; finished?: number } | null;
     /** The error code it failed with, if any (metrics reason). */
     failure: string;
+    /** Its metrics are recorded (once: onResponse, or the connection's close for a client that left). */
+    metricsDone: boolean;
   }
 }
 

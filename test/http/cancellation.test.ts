@@ -50,3 +50,24 @@ test('FAULT - a sampling loop whose client disconnects stops issuing graph calls
   const ok = await app.inject({ method: 'POST', url: '/sample', payload: { model: model.name, count: 1, format: 'array' } });
   assert.equal(ok.statusCode, 200);
 });
+
+test('FAULT - a client that leaves mid-request stops being in flight: a drain does not wait for it, and it is counted as CANCELLED (499)', async () => {
+  const inFlight = async () => counter(/^flowserve_http_requests_in_flight /);
+  const cancelled = () => counter(/^flowserve_inference_requests_total\{model="glow-fashion",operation="likelihood",protocol="native",result="failure",reason="CANCELLED"\}/);
+  const before = await cancelled();
+  const rows = new Float32Array(64 * 784).fill(0.5);
+  const body = Buffer.from(rows.buffer);
+  const sockets = Array.from({ length: 4 }, () => {
+    const s = connect(port, '127.0.0.1');
+    s.on('error', () => {});
+    s.write(`POST /likelihood?model=glow-fashion HTTP/1.1\r\nhost: x\r\ncontent-type: application/octet-stream\r\ncontent-length: ${body.length}\r\n\r\n`);
+    s.write(body);
+    return s;
+  });
+  await sleep(20);
+  for (const s of sockets) s.destroy();
+  for (let i = 0; i < 200 && (app.lifecycle.inFlight > 0 || (await cancelled()) < before + 4); i++) await sleep(10);
+  assert.equal(app.lifecycle.inFlight, 0, 'the lifecycle no longer counts them');
+  assert.equal(await inFlight(), 1, 'only the /metrics request itself');
+  assert.equal(await cancelled(), before + 4);
+});
