@@ -14,7 +14,7 @@ import { Batcher, InflightSlots } from './batcher.js';
 import { FlowModel } from './flow-model.js';
 import { programFor } from './programs/index.js';
 import { ProgramError, type Cost, type FlowProgram, type LoopContext, type LoopCost } from './programs/types.js';
-import { checkCount } from './inputs.js';
+import { checkCount, type DataRows } from './inputs.js';
 import * as ops from './operations.js';
 import { codeBits, type LikelihoodOptions, type OutputForm } from './operations.js';
 import type { Metrics } from './metrics.js';
@@ -342,12 +342,12 @@ export class FlowService {
   // The four operations (src/service/operations.ts), each answering with finished results. `ctx`
   // carries the request's deadline and cancellation signal into every loop (default: the
   // REQUEST_TIMEOUT_MS deadline from now, no signal).
-  encode(model: FlowModel, x: Float64Array, n: number, field: string, ctx: LoopContext = this.context()) {
+  encode(model: FlowModel, x: DataRows, n: number, field: string, ctx: LoopContext = this.context()) {
     checkSolver(model, ctx);
     return this.counted(model, 'forward', ops.encode(model, x, n, field, ctx), ctx, 'encode', n);
   }
 
-  decode(model: FlowModel, latents: Float64Array, n: number, opts: { output?: OutputForm } = {}, ctx: LoopContext = this.context()) {
+  decode(model: FlowModel, latents: DataRows, n: number, opts: { output?: OutputForm } = {}, ctx: LoopContext = this.context()) {
     checkSolver(model, ctx);
     return this.counted(model, 'inverse', ops.decode(model, latents, n, opts, ctx), ctx, 'decode', n);
   }
@@ -358,7 +358,7 @@ export class FlowService {
     return this.counted(model, 'inverse', ops.sample(model, opts, ctx), ctx, 'sample', opts.count);
   }
 
-  likelihood(model: FlowModel, x: Float64Array, n: number, opts: LikelihoodOptions = {}, ctx: LoopContext = this.context()) {
+  likelihood(model: FlowModel, x: DataRows, n: number, opts: LikelihoodOptions = {}, ctx: LoopContext = this.context()) {
     checkSolver(model, ctx);
     return this.counted(model, 'forward', ops.likelihood(model, x, n, { maxRows: this.config.maxItemsPerRequest, ...opts }, ctx), ctx, 'likelihood', n);
   }

@@ -18,7 +18,7 @@ import { clampTo, dataToPixels, dequantizeUniform, quantizeToCentres } from '../
 import { Rng, randomSeed } from '../flow/random.js';
 import { encodePngs, losslessJpegLs, losslessPng } from '../imaging/image-codec.js';
 import type { FlowModel, Likelihood } from './flow-model.js';
-import { assertFiniteRows } from './inputs.js';
+import { assertFiniteRows, type DataRows } from './inputs.js';
 import type { Cost, LoopContext } from './programs/types.js';
 
 export const OUTPUT_FORMS = ['raw', 'clamped', 'quantized'] as const;
@@ -112,13 +112,13 @@ async function finish(model: FlowModel, raw: Float64Array, rawLogLikelihood: Flo
   return { output: form, outputs, logLikelihood, cost };
 }
 
-export async function encode(model: FlowModel, x: Float64Array, n: number, field: string, ctx: LoopContext = {}): Promise<{ latents: Float64Array; logDet: Float64Array; cost: Cost }> {
+export async function encode(model: FlowModel, x: DataRows, n: number, field: string, ctx: LoopContext = {}): Promise<{ latents: Float64Array; logDet: Float64Array; cost: Cost }> {
   const { latents, logDet, cost } = await model.encode(x, n, ctx);
   assertFiniteRows(field, latents, logDet, n, model.dim, 'maps to');
   return { latents, logDet, cost };
 }
 
-export async function decode(model: FlowModel, latents: Float64Array, n: number, opts: { output?: OutputForm } = {}, ctx: LoopContext = {}): Promise<Outputs> {
+export async function decode(model: FlowModel, latents: DataRows, n: number, opts: { output?: OutputForm } = {}, ctx: LoopContext = {}): Promise<Outputs> {
   const form = opts.output ?? defaultOutputForm(model.manifest);
   checkForm(model, form);
   const { outputs, logDet, cost } = await model.decode(latents, n, ctx);
@@ -150,7 +150,7 @@ export async function sample(model: FlowModel, opts: { count: number; temperatur
  * scores, anomalyScore and the batch test always use pixel centres: the protocol the calibration
  * statistics were measured with.
  */
-export async function likelihood(model: FlowModel, x: Float64Array, n: number, opts: LikelihoodOptions = {}, ctx: LoopContext = {}): Promise<LikelihoodAnswer> {
+export async function likelihood(model: FlowModel, x: DataRows, n: number, opts: LikelihoodOptions = {}, ctx: LoopContext = {}): Promise<LikelihoodAnswer> {
   const field = opts.field ?? 'inputs';
   const { bitDepth, range } = model.manifest.data;
   const available = model.scores;
@@ -209,7 +209,7 @@ export function defaultScores(model: { scores: readonly ScoreName[]; manifest: M
 const nullScores = (): Record<ScoreName, number | null> => ({ nll: null, typicality: null, complexity: null, complexityJpegLs: null });
 
 /** log p at the rows as given (pixel centres for images) and the wanted scores (docs/anomaly.md). */
-async function scoreCentres(model: FlowModel, x: Float64Array, n: number, wanted: ReadonlySet<ScoreName>, field: string, ctx: LoopContext): Promise<{ results: ScoredLikelihood[]; cost: Cost }> {
+async function scoreCentres(model: FlowModel, x: DataRows, n: number, wanted: ReadonlySet<ScoreName>, field: string, ctx: LoopContext): Promise<{ results: ScoredLikelihood[]; cost: Cost }> {
   // The image code lengths are computed on the event loop while the flow runs on the inference worker.
   const images = IMAGE_SCORES.some((s) => wanted.has(s)) ? toPixels(x, n, model) : [];
   const rawBits = model.dim * 8;
@@ -247,7 +247,7 @@ export async function toPngs(model: FlowModel, outputs: Float64Array, n: number)
 type LosslessCodec = (images: readonly Uint8Array[], channels: number, height: number, width: number) => Promise<Uint8Array[]>;
 
 /** The inputs as 8-bit images (CHW), the form the image codes compress. */
-function toPixels(x: Float64Array, n: number, model: FlowModel): Uint8Array[] {
+function toPixels(x: DataRows, n: number, model: FlowModel): Uint8Array[] {
   return Array.from({ length: n }, (_, i) => dataToPixels(x.subarray(i * model.dim, (i + 1) * model.dim), 8) as Uint8Array);
 }
 

@@ -9,7 +9,7 @@ import type { FlowModel } from '../../service/flow-model.js';
 import { MultipartForm } from '../multipart-body.js';
 import { loopContext as sharedLoopContext } from '../loop-context.js';
 import type { FlowService } from '../../service/flow-service.js';
-import { checkCount, decodeBase64, rowsFromArrays, rowsFromFlat, rowsFromImages, rowsFromPixels } from '../../service/inputs.js';
+import { checkCount, decodeBase64, rowsFromArrays, rowsFromFlat, rowsFromImages, rowsFromPixels, type DataRows } from '../../service/inputs.js';
 import { DEQUANTIZATIONS, MAX_DEQUANTIZATION_DRAWS, toPngs, type Dequantization, type OutputForm, type Outputs } from '../../service/operations.js';
 import type { Cost, LoopContext, SolverOptions } from '../../service/programs/types.js';
 
@@ -79,7 +79,7 @@ export function inferenceRoutes(app: FastifyInstance, service: FlowService, conf
   /** JSON {inputs | images} or multipart image files → validated data-space rows. */
   interface Read {
     model: FlowModel;
-    x: Float64Array;
+    x: DataRows;
     n: number;
     field: string;
     batchTest: boolean;
@@ -236,7 +236,7 @@ export function inferenceRoutes(app: FastifyInstance, service: FlowService, conf
     schema: { summary: 'Map latents back to data (inverse), in an output form, with the log-likelihood of each output.', tags: ['inference'], consumes: ['application/json', OCTET_STREAM], querystring: BinaryQuery, body: withBinary(DecodeBody) as never, response: { 200: DecodeResponse, ...inferenceErrors } },
     handler: async (request, reply) => {
       let body: DecodeBody;
-      let z: Float64Array;
+      let z: DataRows;
       let n: number;
       if (Buffer.isBuffer(request.body)) {
         const q = request.query as BinaryQuery;

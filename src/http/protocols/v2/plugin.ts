@@ -10,7 +10,7 @@ import { SCORE_NAMES, type ScoreName } from '../../../flow/anomaly.js';
 import { LogLimiter } from '../../../log-limiter.js';
 import type { FlowModel } from '../../../service/flow-model.js';
 import type { FlowService } from '../../../service/flow-service.js';
-import { checkCount, rowsFromFlat, rowsFromImages, rowsFromPixels } from '../../../service/inputs.js';
+import { checkCount, rowsFromFlat, rowsFromImages, rowsFromPixels, type DataRows } from '../../../service/inputs.js';
 import type { Metrics } from '../../../service/metrics.js';
 import { DEQUANTIZATIONS, OUTPUT_FORMS, defaultScores, type Dequantization, type OutputForm } from '../../../service/operations.js';
 import type { SolverOptions } from '../../../service/programs/types.js';
@@ -281,7 +281,7 @@ export async function openInferenceProtocol(app: FastifyInstance, { version, ser
       const done = await service.decode(model, z, n, { output: p.output }, ctx);
       return { outputs: decodeOutputs(model, done, n), parameters: { output: done.output, passes: done.cost.passes } };
     }
-    let x: Float64Array;
+    let x: DataRows;
     if (t.name === 'images') {
       if (t.datatype !== 'BYTES' || t.shape.length !== 1) throw new InvalidInputError(`${field}`, `images is BYTES of shape [N] (one encoded PNG, JPEG or WebP per element), got ${t.datatype} [${t.shape.join(', ')}]`);
       x = await rowsFromImages(`${field}.data`, t.values as Buffer[], model, { resize: false, maxPixels: config.maxImagePixels, maxRequestPixels: config.maxRequestPixels });
