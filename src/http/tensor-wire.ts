@@ -133,36 +133,26 @@ export function valuesFromBinary(bytes: Buffer, datatype: Datatype, shape: numbe
   // A typed array view needs its offset aligned to the element size: copy only when it is not.
   const aligned = bytes.byteOffset % size === 0 ? bytes : Buffer.from(bytes);
   const { buffer, byteOffset } = aligned;
-  switch (datatype) {
-    case 'FP32':
-      return new Float32Array(buffer, byteOffset, count);
-    case 'FP64':
-      return new Float64Array(buffer, byteOffset, count);
-    case 'UINT8':
-    case 'BOOL':
-      return new Uint8Array(buffer, byteOffset, count);
-    case 'INT8':
-      return new Int8Array(buffer, byteOffset, count);
-    case 'UINT16':
-      return new Uint16Array(buffer, byteOffset, count);
-    case 'INT16':
-      return new Int16Array(buffer, byteOffset, count);
-    case 'UINT32':
-      return new Uint32Array(buffer, byteOffset, count);
-    case 'INT32':
-      return new Int32Array(buffer, byteOffset, count);
-    case 'UINT64':
-    case 'INT64': {
-      const big = datatype === 'INT64' ? new BigInt64Array(buffer, byteOffset, count) : new BigUint64Array(buffer, byteOffset, count);
-      return Float64Array.from(big, (v) => Number(v));
-    }
-    case 'FP16': {
-      const half = new Uint16Array(buffer, byteOffset, count);
-      return Float64Array.from(half, halfToNumber);
-    }
+  if (datatype === 'INT64' || datatype === 'UINT64') {
+    const big = datatype === 'INT64' ? new BigInt64Array(buffer, byteOffset, count) : new BigUint64Array(buffer, byteOffset, count);
+    return Float64Array.from(big, (v) => Number(v));
   }
-  throw new InvalidInputError(field, `datatype ${datatype} cannot be read`);
+  if (datatype === 'FP16') return Float64Array.from(new Uint16Array(buffer, byteOffset, count), halfToNumber);
+  return new VIEWS[datatype as keyof typeof VIEWS](buffer as ArrayBuffer, byteOffset, count);
 }
+
+/** The typed array each fixed-size datatype is read as, in place (64-bit integers and FP16 are converted). */
+const VIEWS = {
+  FP32: Float32Array,
+  FP64: Float64Array,
+  UINT8: Uint8Array,
+  BOOL: Uint8Array,
+  INT8: Int8Array,
+  UINT16: Uint16Array,
+  INT16: Int16Array,
+  UINT32: Uint32Array,
+  INT32: Int32Array,
+} as const;
 
 /** IEEE 754 binary16 → number. */
 function halfToNumber(h: number): number {

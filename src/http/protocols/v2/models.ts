@@ -7,6 +7,7 @@
 import { AppError, echo } from '../../../errors.js';
 import type { FlowModel } from '../../../service/flow-model.js';
 import type { ScoreName } from '../../../flow/anomaly.js';
+import { dataToPixels } from '../../../flow/quantize.js';
 import { outputForms, type LikelihoodAnswer, type Outputs, type Sampled } from '../../../service/operations.js';
 import type { Datatype, TensorValues } from '../../tensor-wire.js';
 
@@ -94,11 +95,8 @@ function dataOutputs(m: FlowModel, done: Outputs, n: number): OutputTensor[] {
   const shape = [n, ...m.manifest.data.shape];
   const out: OutputTensor[] = [{ name: 'x', datatype: 'FP64', shape, values: done.outputs }];
   if (done.output === 'quantized') {
-    const levels = 2 ** m.manifest.data.bitDepth!;
-    const px = pixelType(m) === 'UINT8' ? new Uint8Array(done.outputs.length) : new Uint16Array(done.outputs.length);
-    // quantized outputs are bin centres (k + 0.5)/L: k = x·L − 0.5 exactly
-    for (let i = 0; i < px.length; i++) px[i] = Math.round(done.outputs[i] * levels - 0.5);
-    out.push({ name: 'pixels', datatype: pixelType(m), shape, values: px });
+    // quantized outputs are bin centres (k + 0.5)/L: their bin is pixel k
+    out.push({ name: 'pixels', datatype: pixelType(m), shape, values: dataToPixels(done.outputs, m.manifest.data.bitDepth!) });
   }
   return out;
 }
