@@ -5,6 +5,7 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { AppError, ERROR_CODES, InferenceError, InvalidInputError, ModelNotFoundError, NotReadyError, OverloadedError, STATUS_BY_CODE, TimeoutError, UnauthorizedError, type ErrorCode } from '../errors.js';
 import { SCORE_NAMES, type ScoreName } from '../flow/anomaly.js';
 import { MAX_SEED } from '../flow/random.js';
+import { TOLERANCE_RANGE } from '../service/programs/types.js';
 import { DEQUANTIZATIONS, MAX_DEQUANTIZATION_DRAWS, OUTPUT_FORMS, type Dequantization, type OutputForm } from '../service/operations.js';
 
 /**
@@ -38,7 +39,7 @@ const ScoreList = Type.Array(Type.Unsafe<ScoreName>(Type.String({ enum: [...SCOR
   examples: [['nll', 'complexityJpegLs']],
 });
 const Tolerance = (which: string) =>
-  Type.Number({ minimum: 1e-12, maximum: 0.1, description: `Continuous flows (family ffjord) only: the ODE solver's ${which} tolerance for this request (default: the model's, GET /models/{name}: cost).` });
+  Type.Number({ minimum: TOLERANCE_RANGE[0], maximum: TOLERANCE_RANGE[1], description: `Continuous flows (family ffjord) only: the ODE solver's ${which} tolerance for this request (default: the model's, GET /models/{name}: cost).` });
 const SolverFields = { atol: Type.Optional(Tolerance('absolute')), rtol: Type.Optional(Tolerance('relative')) };
 /** What the request's loops cost. */
 export const CostInfo = Type.Object(

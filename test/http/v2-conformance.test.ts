@@ -808,3 +808,9 @@ test('an output asked for by name is computed: complexity (not a default score) 
   assert.deepEqual(out.map((o: { name: string }) => o.name), ['complexity', 'anomalyScore']);
   assert.ok(Number.isFinite(out[0].data[0]));
 });
+
+test('BAD CALL - ODE tolerances follow the native rule over v2 too: [1e-12, 0.1]', async () => {
+  await infer400(`/v2/models/ffjord-checker/infer`, { inputs: [{ name: 'x', shape: [1, 2], datatype: 'FP32', data: [0.1, 0.2] }], parameters: { atol: 0.5 } }, /parameters\.atol: must lie in \[1e-12, 0\.1\], got 0\.5/);
+  const ok = await raw(`/v2/models/ffjord-checker/infer`, asciiJson({ inputs: [{ name: 'x', shape: [1, 2], datatype: 'FP32', data: [0.1, 0.2] }], parameters: { atol: 1e-5 } }));
+  assert.equal(ok.status, 200, ok.body.toString());
+});

@@ -11,7 +11,7 @@ import { loopContext as sharedLoopContext } from '../loop-context.js';
 import type { FlowService } from '../../service/flow-service.js';
 import { checkCount, decodeBase64, rowsFromArrays, rowsFromFlat, rowsFromImages, rowsFromPixels, type DataRows } from '../../service/inputs.js';
 import { DEQUANTIZATIONS, MAX_DEQUANTIZATION_DRAWS, toPngs, type Dequantization, type OutputForm, type Outputs } from '../../service/operations.js';
-import type { Cost, LoopContext, SolverOptions } from '../../service/programs/types.js';
+import { TOLERANCE_RANGE, type Cost, type LoopContext, type SolverOptions } from '../../service/programs/types.js';
 
 /** The per-request ODE tolerances, when the body names any. */
 const solverOf = (body: { atol?: number; rtol?: number }): SolverOptions | undefined =>
@@ -144,8 +144,8 @@ export function inferenceRoutes(app: FastifyInstance, service: FlowService, conf
     const model = pick(request, q.model);
     const { values, n, datatype } = binaryRows(request, model, 'data');
     const x = datatype === 'UINT8' ? rowsFromPixels('body', values, n, model) : rowsFromFlat('body', values, n, model, model.support);
-    const atol = numberParam('atol', q.atol, 1e-12, 0.1);
-    const rtol = numberParam('rtol', q.rtol, 1e-12, 0.1);
+    const atol = numberParam('atol', q.atol, ...TOLERANCE_RANGE);
+    const rtol = numberParam('rtol', q.rtol, ...TOLERANCE_RANGE);
     return {
       model,
       x,
@@ -245,7 +245,7 @@ export function inferenceRoutes(app: FastifyInstance, service: FlowService, conf
         const rows = binaryRows(request, model, 'latents');
         n = rows.n;
         z = rowsFromFlat('body', rows.values, n, model, null);
-        body = { model: model.name, latents: [], output: q.output as OutputForm | undefined, format: q.format as 'array' | 'png' | undefined, atol: numberParam('atol', q.atol, 1e-12, 0.1), rtol: numberParam('rtol', q.rtol, 1e-12, 0.1) };
+        body = { model: model.name, latents: [], output: q.output as OutputForm | undefined, format: q.format as 'array' | 'png' | undefined, atol: numberParam('atol', q.atol, ...TOLERANCE_RANGE), rtol: numberParam('rtol', q.rtol, ...TOLERANCE_RANGE) };
       } else {
         refuseQuery(request);
         body = request.body as DecodeBody;

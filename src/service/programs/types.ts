@@ -33,6 +33,9 @@ export interface Transformed {
 }
 
 /** Per-request solver settings (continuous flows). */
+/** The ODE tolerances a request may set, the same rule over every protocol. */
+export const TOLERANCE_RANGE = [1e-12, 0.1] as const;
+
 export interface SolverOptions {
   atol?: number;
   rtol?: number;

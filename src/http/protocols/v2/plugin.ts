@@ -14,7 +14,7 @@ import type { FlowService } from '../../../service/flow-service.js';
 import { checkCount, rowsFromFlat, rowsFromImages, rowsFromPixels, type DataRows } from '../../../service/inputs.js';
 import type { Metrics } from '../../../service/metrics.js';
 import { DEQUANTIZATIONS, MAX_DEQUANTIZATION_DRAWS, OUTPUT_FORMS, defaultScores, type Dequantization, type OutputForm } from '../../../service/operations.js';
-import type { SolverOptions } from '../../../service/programs/types.js';
+import { TOLERANCE_RANGE, type SolverOptions } from '../../../service/programs/types.js';
 import { registerErrorHandling, type ErrorRenderer } from '../../error-handler.js';
 import { parseJsonPaced } from '../../json-body.js';
 import { loopContext } from '../../loop-context.js';
@@ -212,7 +212,7 @@ export async function openInferenceProtocol(app: FastifyInstance, { version, ser
     }
     const num = (key: string) => p[key] as number | undefined;
     const solver = p.atol === undefined && p.rtol === undefined ? undefined : { ...(p.atol !== undefined ? { atol: num('atol') } : {}), ...(p.rtol !== undefined ? { rtol: num('rtol') } : {}) };
-    for (const [key, lo, hi] of [['atol', 1e-12, 1], ['rtol', 1e-12, 1], ['draws', 1, MAX_DEQUANTIZATION_DRAWS], ['seed', 0, MAX_SEED], ['temperature', 1e-9, 1e6]] as const) {
+    for (const [key, lo, hi] of [['atol', ...TOLERANCE_RANGE], ['rtol', ...TOLERANCE_RANGE], ['draws', 1, MAX_DEQUANTIZATION_DRAWS], ['seed', 0, MAX_SEED], ['temperature', 1e-9, 1e6]] as const) {
       const v = num(key);
       if (v !== undefined && !(v >= lo && v <= hi)) throw new InvalidInputError(`parameters.${key}`, `must lie in [${lo}, ${hi}], got ${v}`);
     }
