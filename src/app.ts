@@ -15,6 +15,7 @@ import { registerMultipartParser } from './http/multipart-body.js';
 import { inferenceRoutes } from './http/routes/inference.js';
 import { modelRoutes } from './http/routes/models.js';
 import { openInferenceProtocol } from './http/protocols/v2/plugin.js';
+import { webPage } from './http/web-page.js';
 import { ErrorResponse, MultipartBody } from './http/schemas.js';
 import { FlowService } from './service/flow-service.js';
 import { createMetrics } from './service/metrics.js';
@@ -136,6 +137,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   modelRoutes(app, service, metrics, config);
   // The Open Inference Protocol (KServe v2): its own prefix, body parsing, compression and error shape.
   await app.register(openInferenceProtocol, { prefix: '/v2', version: OPENAPI_INFO.version, service, config, metrics });
+  // The web page (web/): static files and a bundled script, no API of its own.
+  await webPage(app);
 
   // app.close() without a drain (tests, errors at start) still refuses late requests cleanly.
   app.addHook('preClose', async () => {

@@ -1,8 +1,9 @@
 // Writes a model's anomaly calibration into its flow.json from held-out in-distribution data: for
 // every score the model has (nll, typicality, and for 8-bit image models complexity and
-// complexityJpegLs) mean, std, robust min/max and the threshold at the (1 − FPR) quantile, plus 101
-// NLL quantiles for the batch typicality test. The rows go through the service's own likelihood
-// path, so the statistics describe exactly what /likelihood will score.
+// complexityJpegLs) mean, std, robust min/max, the threshold at the (1 − FPR) quantile and 101
+// quantiles (the web page's histogram), plus the NLL quantiles for the batch typicality test. The
+// rows go through the service's own likelihood path, so the statistics describe exactly what
+// /likelihood will score.
 //   npm run calibrate -- <model> [--data <path>] [--model-dir DIR] [--fpr 0.05] [--default-score <score>] [--limit N]
 // <path>: a folder of PNG/JPEG/WebP images, a .npy array (float data-space rows, or uint8/uint16
 // pixels) or an IDX file (MNIST format, optionally gzipped). Without --data, mnist and
@@ -27,6 +28,9 @@ const HELD_OUT = [55000, 60000] as const;
 const BATCH = 256;
 
 
+/** 101 evenly spaced quantiles, min … max, of sorted values. */
+const evenQuantiles = (sorted: readonly number[]) => Array.from({ length: 101 }, (_, i) => sorted[Math.round((i / 100) * (sorted.length - 1))]);
+
 /** Held-out statistics of one score; min/max are robust quantiles (see below). */
 function stats(xs: readonly number[], fpr: number) {
   const s = [...xs].sort((a, b) => a - b);
@@ -35,7 +39,7 @@ function stats(xs: readonly number[], fpr: number) {
   const q = (p: number) => s[Math.min(s.length - 1, Math.floor(p * s.length))];
   // min/max are the 0.5 % and 99.5 % quantiles: the normalization span must not hinge on a few
   // extreme held-out scores (NICE's NLL has a tail to 1e5 nats).
-  return { mean, std, min: q(0.005), max: q(0.995), threshold: q(1 - fpr), sorted: s };
+  return { mean, std, min: q(0.005), max: q(0.995), threshold: q(1 - fpr), quantiles: evenQuantiles(s), sorted: s };
 }
 
 async function main(): Promise<void> {
@@ -117,7 +121,7 @@ async function main(): Promise<void> {
     const { sorted: _s, ...rest } = stats(scores[k]!, fpr);
     return [k, rest];
   }));
-  const nllQuantiles = Array.from({ length: 101 }, (_, i) => nll.sorted[Math.round((i / 100) * (nll.sorted.length - 1))]);
+  const nllQuantiles = evenQuantiles(nll.sorted);
 
   manifest.calibration = {
     split,

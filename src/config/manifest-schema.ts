@@ -13,6 +13,8 @@ const ScoreStats = Type.Object({
   min: Num,
   max: Num,
   threshold: Num,
+  /** Evenly spaced quantiles (0 %, 1 %, … 100 %) of the held-out scores: the in-distribution histogram. */
+  quantiles: Type.Optional(Type.Array(Num, { minItems: 2 })),
 });
 
 export const TransformSchema = Type.Union([

@@ -3,9 +3,11 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { UnauthorizedError } from '../errors.js';
+import { PAGE_ROUTES } from './web-page.js';
 
 // Probes (native and Open Inference Protocol) and metrics: what orchestrators call without a key.
-const OPEN_ROUTES = new Set(['/healthz', '/readyz', '/metrics', '/v2/health/live', '/v2/health/ready']);
+// The web page's files hold no secret: the page loads without the key, then asks for it.
+const OPEN_ROUTES = new Set<string>(['/healthz', '/readyz', '/metrics', '/v2/health/live', '/v2/health/ready', ...PAGE_ROUTES]);
 const digest = (s: string) => createHash('sha256').update(s).digest();
 /** The expected digest per HTTP server: every (encapsulated) Fastify context of one app shares it. */
 const expectedBy = new WeakMap<object, Buffer>();

@@ -4,6 +4,7 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { AppError, ERROR_CODES, InferenceError, InvalidInputError, ModelNotFoundError, NotReadyError, OverloadedError, STATUS_BY_CODE, TimeoutError, UnauthorizedError, type ErrorCode } from '../errors.js';
 import { SCORE_NAMES, type ScoreName } from '../flow/anomaly.js';
+import { INTERPOLATION_METHODS, type InterpolationMethod } from '../flow/interpolate.js';
 import { MAX_SEED } from '../flow/random.js';
 import { TOLERANCE_RANGE } from '../service/programs/types.js';
 import { DEQUANTIZATIONS, MAX_DEQUANTIZATION_DRAWS, OUTPUT_FORMS, type Dequantization, type OutputForm } from '../service/operations.js';
@@ -178,6 +179,45 @@ export const SampleResponse = Type.Object({
   redrawn: Type.Integer({ description: 'Draws whose inverse overflowed float32 and were redrawn from the same seeded stream (0 for a well-behaved model).' }),
 });
 
+const Pair = <T extends TSchema>(item: T, description: string) => Type.Array(item, { minItems: 2, maxItems: 2, description });
+export const InterpolateBody = Type.Object(
+  {
+    model: Type.Optional(ModelName),
+    inputs: Type.Optional(Pair(Type.Array(Type.Number()), 'The two ends as flat data-space rows (the rules of /encode inputs).')),
+    images: Type.Optional(Pair(Type.String({ contentEncoding: 'base64' }), 'The two ends as base64 PNG, JPEG or WebP images (the rules of /encode images).')),
+    latents: Type.Optional(Pair(Type.Array(Type.Number()), 'The two ends as flat latent rows (as /encode returns them).')),
+    resize: Type.Optional(Resize),
+    steps: Type.Optional(Type.Integer({ minimum: 2, default: 8, description: 'Frames, both ends included, at t = k/(steps − 1) (at most MAX_SAMPLES_PER_REQUEST).' })),
+    method: Type.Optional(
+      StringEnum<InterpolationMethod>(INTERPOLATION_METHODS, {
+        default: 'linear',
+        description:
+          'The path between the two latents: "linear", (1 − t)·z₀ + t·z₁, or "spherical", the great-circle arc (slerp), which keeps |z| where the prior\'s mass is (|z|² ≈ D) and |z| constant between latents of equal norm. Opposite latents have no single arc: refused.',
+      }),
+    ),
+    output: Type.Optional(Output),
+    format: Type.Optional(Format),
+    returnLatents: Type.Optional(Type.Boolean({ default: false, description: 'Also return the latent of every frame.' })),
+    ...SolverFields,
+  },
+  {
+    additionalProperties: false,
+    description: 'Exactly one of inputs, images or latents, with two items each. Data ends are encoded, the path between their latents decoded: the end frames are the inputs again (up to the round trip; quantized image outputs give back the same pixels).',
+    examples: [{ model: 'realnvp-moons', inputs: [[-0.9, 0.4], [1.9, 0.1]], steps: 5, method: 'spherical' }],
+  },
+);
+export type InterpolateBody = Static<typeof InterpolateBody>;
+
+export const InterpolateResponse = Type.Object({
+  model: Type.String(),
+  method: StringEnum<InterpolationMethod>(INTERPOLATION_METHODS),
+  steps: Type.Integer(),
+  t: Type.Array(Type.Number(), { description: 'The path parameter of each frame, 0 (the first end) to 1 (the second).' }),
+  ...Outputs,
+  latents: Type.Optional(Rows('With returnLatents: the latent each frame was decoded from.')),
+  encodeCost: Type.Optional(CostInfo),
+});
+
 const Nullable = (description: string) => Type.Union([Type.Number(), Type.Null()], { description });
 
 export const LikelihoodResult = Type.Object({
@@ -348,6 +388,17 @@ export const ModelInfo = Type.Object({
         defaultScore: Type.String(),
         targetFalsePositiveRate: Type.Number(),
         threshold: NumOrNull,
+        thresholds: Type.Record(Type.String(), Type.Number(), { description: 'The raw threshold of every calibrated score (at the target false-positive rate).' }),
+        distribution: Type.Union(
+          [
+            Type.Object({
+              score: Type.String(),
+              quantiles: Type.Array(Type.Number(), { description: '101 evenly spaced quantiles (0 %, 1 %, … 100 %) of the held-out in-distribution values of the default score, on its raw scale (the scale of /likelihood scores).' }),
+            }),
+            Type.Null(),
+          ],
+          { description: 'The in-distribution histogram of the default score (the web page draws it), or null when the package carries no quantiles for it.' },
+        ),
         scoredAt: Type.String(),
       }),
       Type.Null(),

@@ -17,6 +17,7 @@ import { ProgramError, type Cost, type FlowProgram, type LoopContext, type LoopC
 import { checkCount, type DataRows } from './inputs.js';
 import * as ops from './operations.js';
 import { codeBits, type LikelihoodOptions, type OutputForm } from './operations.js';
+import type { InterpolationMethod } from '../flow/interpolate.js';
 import type { Metrics } from './metrics.js';
 import { loadPackages, type ModelPackage } from './registry.js';
 
@@ -339,7 +340,7 @@ export class FlowService {
     throw new ModelNotFoundError(wanted, [...this.states.keys()]);
   }
 
-  // The four operations (src/service/operations.ts), each answering with finished results. `ctx`
+  // The operations (src/service/operations.ts), each answering with finished results. `ctx`
   // carries the request's deadline and cancellation signal into every loop (default: the
   // REQUEST_TIMEOUT_MS deadline from now, no signal).
   encode(model: FlowModel, x: DataRows, n: number, field: string, ctx: LoopContext = this.context()) {
@@ -363,6 +364,15 @@ export class FlowService {
     return this.counted(model, 'forward', ops.likelihood(model, x, n, { maxRows: this.config.maxItemsPerRequest, ...opts }, ctx), ctx, 'likelihood', n);
   }
 
+  /** Frames between two inputs or latents: encode (forward) the ends, then decode (inverse) the path. */
+  async interpolate(model: FlowModel, ends: ops.InterpolationEnds, opts: { steps: number; method: InterpolationMethod; output?: OutputForm }, ctx: LoopContext = this.context()) {
+    checkCount('steps', opts.steps, this.config.maxSamplesPerRequest, 'MAX_SAMPLES_PER_REQUEST');
+    checkSolver(model, ctx);
+    const done = await this.counted(model, 'inverse', ops.interpolate(model, ends, opts, ctx), ctx, 'interpolate', opts.steps);
+    if (done.encodeCost) this.recordSolverWork(model, 'forward', done.encodeCost);
+    return done;
+  }
+
   /** A request's loop context: its deadline (REQUEST_TIMEOUT_MS from now) and, from the route, its signal. */
   context(signal?: AbortSignal, since = performance.now()): LoopContext {
     return { deadline: since + this.config.requestTimeoutMs, ...(signal ? { signal } : {}) };
@@ -374,14 +384,18 @@ export class FlowService {
       const done = await work;
       if (ctx?.timing) ctx.timing.finished = performance.now();
       this.metrics.inferenceSamples.inc({ model: model.name, operation }, rows);
-      const labels = { model: model.name, direction };
-      for (const v of done.cost.evaluations ?? []) this.metrics.solverEvaluations.observe(labels, v);
-      for (const v of done.cost.iterations ?? []) this.metrics.solverIterations.observe(labels, v);
+      this.recordSolverWork(model, direction, done.cost);
       return done;
     } catch (err) {
       if (err instanceof CancelledError) this.metrics.cancelled.inc({ model: model.name });
       throw err;
     }
+  }
+
+  private recordSolverWork(model: FlowModel, direction: 'forward' | 'inverse', cost: Cost): void {
+    const labels = { model: model.name, direction };
+    for (const v of cost.evaluations ?? []) this.metrics.solverEvaluations.observe(labels, v);
+    for (const v of cost.iterations ?? []) this.metrics.solverIterations.observe(labels, v);
   }
 
   /** Public description of every known model (GET /models). */

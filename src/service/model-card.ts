@@ -51,6 +51,12 @@ function inputDoc(m: Manifest, config: Config) {
   };
 }
 
+/** The held-out distribution of the default score as quantiles (the NLL's are kept for the batch test anyway). */
+function calibrationDistribution(cal: NonNullable<Manifest['calibration']>): { score: string; quantiles: number[] } | null {
+  const quantiles = cal.scores[cal.defaultScore]?.quantiles ?? (cal.defaultScore === 'nll' ? cal.nllQuantiles : undefined);
+  return quantiles ? { score: cal.defaultScore, quantiles } : null;
+}
+
 export function modelCard(s: ModelState, config: Config) {
   const m = s.pkg?.manifest;
   const base = { name: s.name, status: s.status, ...(s.reason ? { reason: s.reason } : {}) };
@@ -115,6 +121,8 @@ export function modelCard(s: ModelState, config: Config) {
           defaultScore: cal.defaultScore,
           targetFalsePositiveRate: cal.targetFalsePositiveRate,
           threshold: cal.scores[cal.defaultScore]?.threshold ?? null,
+          thresholds: Object.fromEntries(Object.entries(cal.scores).map(([k, v]) => [k, v.threshold])),
+          distribution: calibrationDistribution(cal),
           scoredAt: quantized ? 'pixel centres (the /likelihood default)' : 'the inputs as given',
         }
       : null,

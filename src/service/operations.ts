@@ -1,9 +1,10 @@
-// The four operations the API offers, each returning finished results; routes and protocols only
+// The operations the API offers, each returning finished results; routes and protocols only
 // parse the request and render the answer.
 //   encode(x)               → ε, logDet = log|det ∂ε/∂x|
 //   decode(ε)               → x in an output form, log p(x)
 //   sample(count, T, seed)  → x in an output form, log p(x), and the ε drawn (ε ~ N(0, T²·I))
 //   likelihood(x)           → log p and bits/dim under a dequantization protocol, anomaly scores
+//   interpolate(a, b, N)    → N frames decoded from a path between the latents of a and b
 // Output forms: raw (the inverse's values), clamped (into data.range) and quantized (to the centres
 // of the bit depth's bins: what a PNG of the sample holds). Every log-likelihood returned is the
 // density of exactly the rows returned: raw rows keep the density of their draw,
@@ -13,6 +14,7 @@ import type { Manifest, Protocol } from '../config/manifest-schema.js';
 import { InvalidInputError, LimitExceededError } from '../errors.js';
 import { IMAGE_SCORES, batchTypicality, complexityScore, normalizeScore, twoPartCodeBits, typicality, type BatchTypicality, type ScoreName } from '../flow/anomaly.js';
 import { bitsPerDim, logMeanExp } from '../flow/density.js';
+import { interpolatePath, interpolationTimes, isAntipodal, type InterpolationMethod } from '../flow/interpolate.js';
 import { logStandardNormal } from '../flow/prior.js';
 import { clampTo, dataToPixels, dequantizeUniform, quantizeToCentres } from '../flow/quantize.js';
 import { Rng, randomSeed } from '../flow/random.js';
@@ -143,6 +145,40 @@ export async function sample(model: FlowModel, opts: { count: number; temperatur
   const drawn = await model.sample(opts.count, temperature, seed, ctx);
   const done = await finish(model, drawn.outputs, drawn.logLikelihood, opts.count, form, drawn.cost, ctx);
   return { ...done, temperature, seed, latents: drawn.latents, redrawn: drawn.redrawn };
+}
+
+/** The two ends of an interpolation: data rows (encoded first) or latent rows. */
+export type InterpolationEnds = { kind: 'data'; x: DataRows; field: string } | { kind: 'latents'; z: DataRows };
+
+export interface Interpolated extends Outputs {
+  method: InterpolationMethod;
+  /** t of each frame, 0 … 1. */
+  t: Float64Array;
+  /** The latent each frame was decoded from. */
+  latents: Float64Array;
+  /** What encoding the ends cost (null when latents were given); `cost` is the frames' decode. */
+  encodeCost: Cost | null;
+}
+
+/**
+ * Frames along a path between two latents, decoded (src/flow/interpolate.ts). Data ends are encoded
+ * first, so the end frames are decode(encode(a)) and decode(encode(b)): the inputs again, up to the
+ * flow's round-trip error (and in the output form: quantized pixels come back as the same pixels).
+ */
+export async function interpolate(model: FlowModel, ends: InterpolationEnds, opts: { steps: number; method: InterpolationMethod; output?: OutputForm }, ctx: LoopContext = {}): Promise<Interpolated> {
+  const form = opts.output ?? defaultOutputForm(model.manifest);
+  checkForm(model, form);
+  const d = model.dim;
+  const encoded = ends.kind === 'data' ? await encode(model, ends.x, 2, ends.field, ctx) : null;
+  const z = encoded ? encoded.latents : ends.kind === 'latents' ? ends.z : new Float64Array(0);
+  const z0 = z.subarray(0, d);
+  const z1 = z.subarray(d, 2 * d);
+  if (opts.method === 'spherical' && isAntipodal(z0, z1))
+    throw new InvalidInputError(ends.kind === 'data' ? ends.field : 'latents', 'the two latents point in opposite directions: no single spherical path joins them; use method "linear"');
+  const t = interpolationTimes(opts.steps);
+  const latents = interpolatePath(z0, z1, t, opts.method);
+  const done = await decode(model, latents, opts.steps, { output: form }, ctx);
+  return { ...done, method: opts.method, t, latents, encodeCost: encoded?.cost ?? null };
 }
 
 /**

@@ -79,3 +79,21 @@ test('the card labels the quality figures with their protocol and gives the cali
     }
   }
 });
+
+test('the card carries the default score\'s in-distribution quantiles: its threshold sits at the target false-positive rate', async () => {
+  const { models } = await get('/models');
+  for (const m of models) {
+    const cal = m.calibration;
+    assert.ok(cal, `${m.name}: every shipped model is calibrated`);
+    assert.ok(cal.distribution, `${m.name}: no distribution`);
+    assert.equal(cal.distribution.score, cal.defaultScore);
+    const q: number[] = cal.distribution.quantiles;
+    assert.equal(q.length, 101);
+    for (let i = 1; i < q.length; i++) assert.ok(q[i] >= q[i - 1], `${m.name}: quantiles not sorted at ${i}`);
+    assert.equal(cal.thresholds[cal.defaultScore], cal.threshold);
+    // the threshold is the (1 − FPR) quantile of the same held-out scores
+    const at = Math.round((1 - cal.targetFalsePositiveRate) * 100);
+    assert.ok(cal.threshold >= q[at - 1] && cal.threshold <= q[at + 1], `${m.name}: threshold ${cal.threshold} not near the ${at} % quantile ${q[at]}`);
+    for (const s of m.likelihood.scores) if (s !== 'typicality' || cal.thresholds.typicality !== undefined) assert.equal(typeof cal.thresholds[s], 'number', `${m.name}: ${s}`);
+  }
+});

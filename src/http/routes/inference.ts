@@ -1,4 +1,4 @@
-// POST /encode, /decode, /sample, /likelihood.
+// POST /encode, /decode, /sample, /likelihood, /interpolate.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Config } from '../../config/config.js';
@@ -10,7 +10,7 @@ import { MultipartForm } from '../multipart-body.js';
 import { loopContext as sharedLoopContext } from '../loop-context.js';
 import type { FlowService } from '../../service/flow-service.js';
 import { checkCount, decodeBase64, rowsFromArrays, rowsFromFlat, rowsFromImages, rowsFromPixels, type DataRows } from '../../service/inputs.js';
-import { DEQUANTIZATIONS, MAX_DEQUANTIZATION_DRAWS, toPngs, type Dequantization, type OutputForm, type Outputs } from '../../service/operations.js';
+import { DEQUANTIZATIONS, MAX_DEQUANTIZATION_DRAWS, toPngs, type Dequantization, type InterpolationEnds, type OutputForm, type Outputs } from '../../service/operations.js';
 import { TOLERANCE_RANGE, type Cost, type LoopContext, type SolverOptions } from '../../service/programs/types.js';
 
 /** The per-request ODE tolerances, when the body names any. */
@@ -32,6 +32,8 @@ import {
   DecodeBody,
   DecodeResponse,
   EncodeResponse,
+  InterpolateBody,
+  InterpolateResponse,
   ModelName,
   LikelihoodResponse,
   SampleBody,
@@ -278,6 +280,45 @@ export function inferenceRoutes(app: FastifyInstance, service: FlowService, conf
         ...(await render(model, done, body.count, format)),
         ...(body.returnLatents ? { latents: toRows(done.latents, body.count, model.dim) } : {}),
         redrawn: done.redrawn,
+      };
+    },
+  });
+
+  r.post('/interpolate', {
+    schema: {
+      summary: 'Frames along a path (linear or spherical) between the latents of two inputs, images or latents, decoded, with the log-likelihood of each frame.',
+      tags: ['inference'],
+      body: InterpolateBody,
+      response: { 200: InterpolateResponse, ...inferenceErrors },
+    },
+    handler: async (request, reply) => {
+      refuseQuery(request);
+      const body = request.body;
+      const model = pick(request, body.model);
+      const given = (['inputs', 'images', 'latents'] as const).filter((k) => body[k] !== undefined);
+      if (given.length !== 1) throw new InvalidInputError(given[1] ?? 'inputs', 'send exactly one of "inputs", "images" or "latents" (two items)');
+      if (body.resize && !body.images) throw new InvalidInputError('resize', 'is only for images');
+      const steps = body.steps ?? 8;
+      const { data } = model.manifest;
+      const format = body.format ?? (data.kind === 'image' && data.bitDepth !== null ? 'png' : 'array');
+      checkFormat(model, format, body.output);
+      let ends: InterpolationEnds;
+      if (body.latents) ends = { kind: 'latents', z: rowsFromArrays('latents', body.latents, model, null) };
+      else if (body.inputs) ends = { kind: 'data', x: rowsFromArrays('inputs', body.inputs, model, model.support), field: 'inputs' };
+      else {
+        const buffers = body.images!.map((b, i) => decodeBase64(`images[${i}]`, b));
+        const x = await rowsFromImages('images', buffers, model, { resize: body.resize ?? false, maxPixels: config.maxImagePixels, maxRequestPixels: config.maxRequestPixels });
+        ends = { kind: 'data', x, field: 'images' };
+      }
+      const done = await service.interpolate(model, ends, { steps, method: body.method ?? 'linear', output: body.output }, loopContext(request, reply, solverOf(body)));
+      return {
+        model: model.name,
+        method: done.method,
+        steps,
+        t: Array.from(done.t),
+        ...(await render(model, done, steps, format)),
+        ...(body.returnLatents ? { latents: toRows(done.latents, steps, model.dim) } : {}),
+        ...(done.encodeCost ? { encodeCost: renderCost(done.encodeCost) } : {}),
       };
     },
   });
