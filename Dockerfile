@@ -16,6 +16,8 @@ WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json tsconfig.json openapi.yaml ./
 COPY src ./src
+# The web page (GET /): HTML, style sheet, and the TypeScript esbuild bundles on its first request
+COPY web ./web
 COPY models ./models
 USER node
 EXPOSE 8080

@@ -6,6 +6,8 @@
     nllQuantiles = 101 evenly spaced quantiles of the slice's nll, min … max: sorted[round(i/100·(n−1))],
                    i = 0…100 (the definition of tools/calibrate.ts); the service's batch typicality
                    test (/likelihood with batchTest) bootstraps from them and refuses without them
+    quantiles    = the same 101 quantiles of each score (scores.<name>.quantiles): the in-distribution
+                   histogram GET /models/{name} serves (calibration.distribution) and the web page draws
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ def _stats(score: np.ndarray, fpr: float) -> dict:
         "min": float(score.min()),
         "max": float(score.max()),
         "threshold": float(np.quantile(score, 1.0 - fpr)),
+        "quantiles": nll_quantiles(score),
     }
 
 

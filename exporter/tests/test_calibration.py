@@ -25,3 +25,14 @@ def test_halves_round_up_as_javascript_math_round_does():
 def test_small_slices_repeat_values():
     q = nll_quantiles([2.0, 1.0])
     assert q[:50] == [1.0] * 50 and q[50:] == [2.0] * 51  # round(0.5) = 1 for i = 50
+
+
+def test_every_score_carries_its_quantiles_for_the_served_histogram():
+    rng = np.random.default_rng(1)
+    nll = rng.normal(size=500) * 3 + 10
+    block = calibration_block(nll, "held out")
+    assert block["scores"]["nll"]["quantiles"] == block["nllQuantiles"]
+    typ = np.abs(nll - nll.mean()) / nll.std()
+    assert block["scores"]["typicality"]["quantiles"] == nll_quantiles(typ)
+    t = block["scores"]["typicality"]
+    assert t["quantiles"][0] == t["min"] and t["quantiles"][-1] == t["max"]
