@@ -47,6 +47,7 @@ async function bundle(): Promise<Asset> {
     format: 'esm',
     target: 'es2020',
     platform: 'browser',
+    minify: true,
     legalComments: 'none',
     logLevel: 'silent',
     tsconfig: `${WEB_DIR}tsconfig.json`,
