@@ -3,6 +3,7 @@
 // (SIGTERM to one pid) does. Shutdown drains (src/http/lifecycle.ts): readiness 503 at once, still
 // serving for SHUTDOWN_DELAY_MS, then no new connections, in-flight requests finish, exit 0.
 import { after, test } from 'node:test';
+import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
@@ -264,7 +265,27 @@ test('KServe\'s runtime flags (--model_name, --http_port, --model_dir, --grpc_po
   const listed = (await (await fetch(`${server.base}/models`)).json()) as { models: { name: string }[] };
   assert.deepEqual(listed.models.map((m) => m.name), ['realnvp-moons'], 'MODEL_DIR came from --model_dir');
   assert.match(server.log(), /command-line flags ignored/);
-  assert.match(server.log(), /--model_name=flow-moons/);
+  assert.match(server.log(), /--grpc_port=8081/);
+  // a folder of packages keeps its folder names: --model_name is reported, not applied
+  assert.match(server.log(), /MODEL_NAME \(--model_name\) ignored/);
   server.child.kill('SIGTERM');
   await server.exited;
+});
+
+test('KServe\'s layout: --model_dir naming one package (flow.json at its root, as the storage initializer leaves /mnt/models) serves it as --model_name, over both protocols', { timeout: 90_000 }, async (t) => {
+  const dir = await models('realnvp-moons');
+  const server = await startServer({ via: 'node', env: { SHUTDOWN_DELAY_MS: '0' }, args: ['--model_name=flow-moons', `--model_dir=${join(dir, 'realnvp-moons')}`, '--http_port=0'] });
+  t.after(() => killGroup(server));
+  const listed = (await (await fetch(`${server.base}/models`)).json()) as { defaultModel: string; models: { name: string; status: string }[] };
+  assert.deepEqual(listed.models.map((m) => [m.name, m.status]), [['flow-moons', 'ready']]);
+  assert.equal(listed.defaultModel, 'flow-moons');
+  assert.equal((await fetch(`${server.base}/v2/models/flow-moons/ready`)).status, 200);
+  const infer = await fetch(`${server.base}/v2/models/flow-moons/infer`, { method: 'POST', body: JSON.stringify({ inputs: [{ name: 'x', shape: [1, 2], datatype: 'FP32', data: [0.5, -0.3] }] }) });
+  assert.equal(infer.status, 200);
+  const body = (await infer.json()) as { model_name: string; outputs: { name: string; data: number[] }[] };
+  assert.equal(body.model_name, 'flow-moons');
+  assert.ok(Number.isFinite(body.outputs.find((o) => o.name === 'logLikelihood')!.data[0]));
+  assert.doesNotMatch(server.log(), /MODEL_NAME \(--model_name\) ignored/);
+  server.child.kill('SIGTERM');
+  assert.equal((await server.exited)[0], 0);
 });

@@ -12,6 +12,10 @@ export const ConfigSchema = Type.Object({
   port: Int(8080, 0, 65535, 'TCP port to listen on.'),
   modelDir: Type.String({ default: 'models', description: 'Folder holding one sub-folder per model package.' }),
   defaultModel: Type.String({ default: '', description: 'Model used when a request names none (default: glow-fashion if loaded, else the first loaded).' }),
+  modelName: Type.String({
+    default: '',
+    description: "When MODEL_DIR is itself one package (flow.json at its root: what KServe's storage initializer makes of a storageUri naming one package), the name to serve it under (KServe passes --model_name); default: the name in its flow.json. Ignored, with a warning, for a folder of packages.",
+  }),
   executionProvider: Type.Union([Type.Literal('auto'), Type.Literal('cuda'), Type.Literal('cpu')], {
     default: 'auto',
     description: 'auto uses CUDA when its provider libraries are installed and works (else CPU: info line when not installed, warning when installed but unusable); cuda fails a model whose CUDA session cannot be created.',
@@ -88,6 +92,7 @@ export function contradictions(c: Static<typeof ConfigSchema>): string[] {
   if (c.headersTimeoutMs > c.readTimeoutMs) out.push(`${name('headersTimeoutMs')} must not exceed ${name('readTimeoutMs')} (the headers are part of the request)`);
   if (c.maxImagePixels > c.maxRequestPixels) out.push(`${name('maxImagePixels')} must not exceed ${name('maxRequestPixels')}: one allowed image would overrun the request's decode budget`);
   if (c.defaultModel && !/^[a-z0-9][a-z0-9-]{0,63}$/.test(c.defaultModel)) out.push(`${name('defaultModel')} is not a model name (lower-case letters, digits and '-', at most 64)`);
+  if (c.modelName && !/^[a-z0-9][a-z0-9-]{0,63}$/.test(c.modelName)) out.push(`${name('modelName')} is not a model name (lower-case letters, digits and '-', at most 64)`);
   return out;
 }
 
@@ -98,7 +103,7 @@ export function contradictions(c: Static<typeof ConfigSchema>): string[] {
  * the server can say so and start anyway; none of them is an error. Accepts `--flag=value` and
  * `--flag value`.
  */
-export const FLAG_TO_ENV: Record<string, string> = { http_port: 'PORT', model_dir: 'MODEL_DIR', workers: 'WORKER_THREADS' };
+export const FLAG_TO_ENV: Record<string, string> = { http_port: 'PORT', model_dir: 'MODEL_DIR', model_name: 'MODEL_NAME', workers: 'WORKER_THREADS' };
 
 export function envFromArgs(argv: readonly string[]): { env: Record<string, string>; ignored: string[] } {
   const env: Record<string, string> = {};

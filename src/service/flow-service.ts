@@ -165,7 +165,9 @@ export class FlowService {
   }
 
   private async load(): Promise<void> {
-    const { loaded, refused, skipped } = await loadPackages(this.config.modelDir);
+    const { loaded, refused, skipped, single } = await loadPackages(this.config.modelDir, this.config.modelName);
+    if (this.config.modelName && !single)
+      this.log.warn({ modelName: this.config.modelName }, 'MODEL_NAME (--model_name) ignored: it names the package when MODEL_DIR is itself one package (flow.json at its root); this MODEL_DIR holds package folders, served under their folder names');
     this.skipped = skipped.map((s) => s.name);
     // Not an error (a MODEL_DIR may hold other folders), but an operator who expected a model there must see why.
     for (const s of skipped) this.log.info({ model: s.name, dir: s.dir }, `MODEL_DIR entry ${s.name} skipped: ${s.reason}`);

@@ -88,12 +88,16 @@ function parseJson(text: string, what: string): unknown {
   }
 }
 
-export async function loadPackage(dir: string, name: string): Promise<ModelPackage> {
+/**
+ * One package folder. `name` is the folder's name, which flow.json must repeat; null for a MODEL_DIR
+ * that is itself the package (KServe), whose flow.json names it, or `servedAs` (MODEL_NAME) does.
+ */
+export async function loadPackage(dir: string, name: string | null, servedAs?: string): Promise<ModelPackage> {
   const manifestJson = await readJson(join(dir, 'flow.json'), 'flow.json');
   const schemaError = firstSchemaError(ManifestSchema, manifestJson);
   if (schemaError) throw new PackageError(`flow.json does not match the manifest schema: ${schemaError}`);
   const manifest = manifestJson as Manifest;
-  if (manifest.name !== name) throw new PackageError(`flow.json names '${manifest.name}' but the folder is '${name}'`);
+  if (name !== null && manifest.name !== name) throw new PackageError(`flow.json names '${manifest.name}' but the folder is '${name}'`);
   // A default the package's own measurement calls unusable would make every plain /sample request degenerate.
   const maxT = manifest.sampling?.maxTemperature;
   if (maxT !== undefined && manifest.defaultTemperature > maxT)
@@ -149,7 +153,7 @@ export async function loadPackage(dir: string, name: string): Promise<ModelPacka
       lu.push({ ...conv, name: layer.name, forwardInput: layer.forwardInput, inverseInput: layer.inverseInput });
     }
   }
-  return { name, dir, manifest, lu, scores, bytes };
+  return { name: servedAs || (name ?? manifest.name), dir, manifest, lu, scores, bytes };
 }
 
 /** An entry of MODEL_DIR that is not a package (no flow.json): not an error, but worth a log line. */
@@ -182,7 +186,18 @@ async function classify(dir: string, entry: Dirent): Promise<'folder' | 'other' 
  * Every sub-folder of modelDir (or symbolic link to one) that holds a flow.json is a package.
  * Folders without one are returned as `skipped`, for the log.
  */
-export async function loadPackages(modelDir: string): Promise<{ loaded: ModelPackage[]; refused: RefusedPackage[]; skipped: SkippedEntry[] }> {
+export async function loadPackages(modelDir: string, modelName = ''): Promise<{ loaded: ModelPackage[]; refused: RefusedPackage[]; skipped: SkippedEntry[]; single: boolean }> {
+  // KServe's storage initializer copies a storageUri naming one package to /mnt/models itself: a
+  // MODEL_DIR holding flow.json is that one package, served as MODEL_NAME (--model_name) when set.
+  if (await stat(join(modelDir, 'flow.json')).then(() => true, () => false)) {
+    try {
+      return { loaded: [await loadPackage(modelDir, null, modelName)], refused: [], skipped: [], single: true };
+    } catch (err) {
+      const name = modelName || 'model';
+      const reason = err instanceof PackageError ? err.message : 'the package could not be read';
+      return { loaded: [], refused: [{ name, dir: modelDir, reason, ...(err instanceof PackageError ? {} : { detail: String(err) }) }], skipped: [], single: true };
+    }
+  }
   const entries = await readdir(modelDir, { withFileTypes: true });
   const loaded: ModelPackage[] = [];
   const refused: RefusedPackage[] = [];
@@ -208,5 +223,5 @@ export async function loadPackages(modelDir: string): Promise<{ loaded: ModelPac
       else refused.push({ name: e.name, dir, reason: 'the package could not be read', detail: String(err) });
     }
   }
-  return { loaded, refused, skipped };
+  return { loaded, refused, skipped, single: false };
 }

@@ -81,6 +81,29 @@ test('a MODEL_DIR of symbolic links to package folders loads them; a folder with
   }
 });
 
+test('a MODEL_DIR that is itself one package (KServe\'s /mnt/models) loads it, under its flow.json name or MODEL_NAME', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'flowserve-registry-'));
+  try {
+    const mnt = join(dir, 'models');
+    await cp(vector.dir, mnt, { recursive: true });
+    let r = await loadPackages(mnt);
+    assert.equal(r.single, true);
+    assert.deepEqual(r.loaded.map((p) => p.name), [vector.name]);
+    r = await loadPackages(mnt, 'moons');
+    assert.deepEqual(r.loaded.map((p) => [p.name, p.manifest.name]), [['moons', vector.name]]);
+    assert.equal((await loadPackages(join(dir), 'moons')).single, false);
+    // a broken package at the root is refused under the name it would have been served as
+    await writeFile(join(mnt, 'weights.bin'), 'truncated');
+    r = await loadPackages(mnt, 'moons');
+    assert.deepEqual(r.loaded, []);
+    assert.equal(r.refused[0].name, 'moons');
+    assert.match(r.refused[0].reason, /weights\.bin sha256 mismatch/);
+    assert.doesNotMatch(r.refused[0].reason, new RegExp(dir));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
 test('BAD CALL - a dangling symbolic link, or one to a file, is refused by name: no path in the public reason, the target in the detail', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'flowserve-registry-'));
   try {
