@@ -5,6 +5,7 @@
 // configuration that cannot work.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { buildApp } from './app.js';
+import { CLOSE_GRACE_MS, FLUSH_MS } from './http/lifecycle.js';
 import { envFromArgs, loadConfig, type Config } from './config/config.js';
 import { NotReadyError } from './errors.js';
 
@@ -23,10 +24,6 @@ const log = app.log;
 if (Object.keys(flags.env).length > 0) log.info({ settings: flags.env }, 'settings from command-line flags');
 if (flags.ignored.length > 0) log.info({ flags: flags.ignored.slice(0, 32) }, 'command-line flags ignored (flowserve is configured by environment variables; README, Configuration)');
 
-/** Time for the 503s of cut-off requests to be written before the app closes. */
-const FLUSH_MS = 1000;
-/** Past the drain, app.close() gets this long before the process exits anyway. */
-const CLOSE_GRACE_MS = 3000;
 
 let stopping: Promise<void> | null = null;
 function stop(reason: { signal?: string; err?: unknown }, exitCode: number): Promise<void> {

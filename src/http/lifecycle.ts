@@ -16,6 +16,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { NotReadyError } from '../errors.js';
 
+/** After SHUTDOWN_TIMEOUT_MS: time for the 503s of cut-off requests to be written before the app closes (server.ts). */
+export const FLUSH_MS = 1000;
+/** Past the drain, app.close() gets this long before the process exits anyway (server.ts); the deploy validator adds both to the grace period it requires. */
+export const CLOSE_GRACE_MS = 3000;
+
 export type Phase = 'serving' | 'draining' | 'closing';
 
 export interface DrainOptions {
