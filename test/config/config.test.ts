@@ -41,10 +41,12 @@ test('the shutdown defaults fit Kubernetes\' default 30 s grace period', () => {
   assert.ok(c.shutdownTimeoutMs + 5000 <= 30_000, 'drain deadline, 503 flush and close all fit in 30 s');
 });
 
-test('platform flags (KServe\'s --http_port, --model_dir, --workers) become settings; other flags are ignored, never refused', () => {
+test('platform flags (KServe\'s --http_port, --model_dir, --model_name, --workers) become settings; other flags are ignored, never refused', () => {
   const { env, ignored } = envFromArgs(['--model_name=glow', '--model_dir', '/mnt/models', '--http_port=8081', '--grpc_port', '8082', '--workers=2', 'stray', '--enable_docs_url']);
-  assert.deepEqual(env, { MODEL_DIR: '/mnt/models', PORT: '8081', WORKER_THREADS: '2' });
-  assert.deepEqual(ignored, ['--model_name=glow', '--grpc_port=8082', 'stray', '--enable_docs_url']);
+  assert.deepEqual(env, { MODEL_NAME: 'glow', MODEL_DIR: '/mnt/models', PORT: '8081', WORKER_THREADS: '2' });
+  assert.deepEqual(ignored, ['--grpc_port=8082', 'stray', '--enable_docs_url']);
   assert.equal(loadConfig(env).port, 8081);
+  assert.equal(loadConfig(env).modelName, 'glow');
+  assert.throws(() => loadConfig({ MODEL_NAME: 'Glow.encode' }), /MODEL_NAME=Glow\.encode is not a model name/);
   assert.deepEqual(envFromArgs([]), { env: {}, ignored: [] });
 });

@@ -249,18 +249,23 @@ async function startReadOnly(opts: { container: any; volumes: any[]; extraEnv: R
   const fullEnv: Record<string, string> = { ...dockerfileEnv(), ...env, PATH: '/usr/local/bin:/usr/bin:/bin', HOME: '/home/node', ...opts.extraEnv };
   const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
   const target = opts.layout === 'folder' ? '/mnt/models/' : '/mnt/models';
+  // The checkout is bind-mounted at /mnt/app before the tmpfs covers /tmp: a clone under /tmp (CI's
+  // fresh clones) would otherwise vanish under it.
   const script = `
 set -eu
 mount --make-rprivate /
-mount -t tmpfs -o size=${tmpSize.replace(/i$/, '').toLowerCase()},mode=1777 tmpfs /tmp
 mount -t tmpfs -o size=16m tmpfs /mnt
+mkdir -p /mnt/app
+mount --bind ${q(ROOT)} /mnt/app
 ${opts.layout === 'folder' ? 'mkdir -p /mnt/models' : ''}
 cp -r ${q(join(ROOT, 'models', opts.model))} ${target}
 chmod -R a+rX /mnt/models
+mount -t tmpfs -o size=${tmpSize.replace(/i$/, '').toLowerCase()},mode=1777 tmpfs /tmp
+mount -o remount,bind,ro /mnt/app
 mount -o remount,ro /mnt
 mount -o remount,bind,ro /
-cd ${q(ROOT)}
-if touch ${q(join(ROOT, 'package.json'))} 2>/dev/null; then echo "the root is writable"; exit 3; fi
+cd /mnt/app
+if touch /mnt/app/package.json 2>/dev/null; then echo "the root is writable"; exit 3; fi
 setpriv --reuid=${uid} --regid=${uid} --clear-groups env -i ${Object.entries(fullEnv)
     .map(([k, v]) => `${k}=${q(v)}`)
     .join(' ')} ${q(process.execPath)} --import tsx src/server.ts ${(opts.args ?? []).map(q).join(' ')} &
