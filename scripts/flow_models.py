@@ -100,8 +100,13 @@ class VectorRealNVP(nn.Module):
 #   diagonal scaling  z = exp(s) * h  (log-det sum s), standard-normal prior.
 # ================================================================================================
 class NICE(nn.Module):
-    def __init__(self, shape=(1, 28, 28), couplings: int = 4, hidden: int = 1000, depth: int = 5):
+    def __init__(self, shape=(1, 28, 28), couplings: int = 4, hidden: int = 1000, depth: int = 5, prior: str = "gaussian"):
         super().__init__()
+        if prior not in ("gaussian", "logistic"):
+            raise ValueError(f"prior must be gaussian or logistic, got {prior}")
+        # "logistic": the paper's prior on z, log p(z) = -softplus(z) - softplus(-z) per dimension
+        # (train.py's log_prob); exporting it needs the map to a standard-normal latent in the graphs
+        self.prior = prior
         self.shape = tuple(shape)
         self.dim = int(np.prod(shape))
         half = self.dim // 2
