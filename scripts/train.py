@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "exporter"))
 import flow_data  # noqa: E402
 from flow_models import NICE, Glow, RealNVP, VectorRealNVP, count_parameters  # noqa: E402
+from flowexport.logistic import StandardNormalLatents  # noqa: E402
 from flowexport import (ExportError, Tolerances, bits_per_dim, box_bound, calibration_block,  # noqa: E402
                         export_package, log_standard_normal, transform_forward)
 
@@ -255,11 +256,10 @@ def test_protocol(cfg: dict) -> dict:
 
 
 def export(cfg: dict, ckpt: dict, out_dir: Path, log=print) -> dict:
-    if cfg["arch"].get("prior", "gaussian") != "gaussian":
-        raise ExportError("the logistic prior is trained but not exported yet: the graphs need its map to a standard-normal latent")
     model = build(cfg)
     model.load_state_dict(ckpt["state"])
     model.eval()
+    logistic = cfg["arch"].get("prior", "gaussian") == "logistic"
     splits = load_splits(cfg)
     ref = to_data_space(splits["test"][:5], cfg, None, torch.float64).reshape(5, -1).numpy()
     quick = ckpt.get("quick")
@@ -274,7 +274,8 @@ def export(cfg: dict, ckpt: dict, out_dir: Path, log=print) -> dict:
         "preprocessing": {"dequantization": cfg["dequantization"], "transform": cfg["transform"]},
         "latent": {"parts": latent_parts(cfg, model)},
         "prior": {"kind": "standard-normal", "learned": {
-            "nice": "diagonal scaling layer folded into the graphs",
+            "nice": "diagonal scaling layer folded into the graphs" + (
+                "; logistic prior (the paper's), mapped to N(0, 1) in the graphs: z = Phi^-1(sigmoid(l))" if logistic else ""),
             "glow": "split prior and learned top prior standardized inside the graphs",
             "realnvp": None}[cfg["family"]]},
         "defaultTemperature": cfg["temperature"],
@@ -295,7 +296,9 @@ def export(cfg: dict, ckpt: dict, out_dir: Path, log=print) -> dict:
     tol = Tolerances(latent=cfg.get("latent_tolerance", Tolerances.latent))
     # float64 from the source: the float32 training tensors would round the recorded bound
     bound = box_bound(flow_data.moons_splits(cfg["seed"])["train"]) if cfg["kind"] == "vector" else None
-    return export_package(model, manifest, out_dir, ref, lu_layers=lu, opset=17, tolerances=tol,
+    # the service's latents are standard normal: a logistic prior is mapped to it inside the graphs
+    flow = StandardNormalLatents(model, parts=len(manifest["latent"]["parts"])) if logistic else model
+    return export_package(flow, manifest, out_dir, ref, lu_layers=lu, opset=17, tolerances=tol,
                           max_package_bytes=MAX_PACKAGE_BYTES, sampling_bound=bound, log=log)
 
 

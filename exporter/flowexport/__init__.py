@@ -17,6 +17,7 @@ docs/tutorial.md walks through a complete example; scripts/example_export.py is 
 """
 from .calibration import calibration_block, nll_quantiles
 from .errors import ExportError, RuntimeUnavailable
+from .logistic import StandardNormalLatents, logistic_to_normal, normal_to_logistic
 from .lu import LUFactors, lu_decompose
 from .manifest import validate_manifest
 from .package import Tolerances, check_manifest, export_package
