@@ -44,15 +44,20 @@ export function interpolatePath(z0: ArrayLike<number>, z1: ArrayLike<number>, t:
   const d = z0.length;
   if (z1.length !== d) throw new RangeError(`latents of different lengths: ${d} and ${z1.length}`);
   const out = new Float64Array(t.length * d);
+  if (method === 'spherical' && isAntipodal(z0, z1)) throw new RangeError('opposite latents: the spherical path is not unique');
   const omega = method === 'spherical' ? angleBetween(z0, z1) : null;
   const sinOmega = omega === null ? 0 : Math.sin(omega);
-  if (method === 'spherical' && omega !== null && sinOmega < PARALLEL && omega > Math.PI / 2) throw new RangeError('opposite latents: the spherical path is not unique');
   const arc = omega !== null && sinOmega >= PARALLEL;
   for (let k = 0; k < t.length; k++) {
+    const row = out.subarray(k * d, (k + 1) * d);
     // the ends are copied, not computed: decode(z(0)) is decode(z₀) bit for bit
-    const a = t[k] === 0 ? 1 : t[k] === 1 ? 0 : arc ? Math.sin((1 - t[k]) * omega!) / sinOmega : 1 - t[k];
-    const b = t[k] === 0 ? 0 : t[k] === 1 ? 1 : arc ? Math.sin(t[k] * omega!) / sinOmega : t[k];
-    for (let j = 0; j < d; j++) out[k * d + j] = a === 1 && b === 0 ? z0[j] : a === 0 && b === 1 ? z1[j] : a * z0[j] + b * z1[j];
+    if (t[k] === 0 || t[k] === 1) {
+      row.set(t[k] === 0 ? z0 : z1);
+      continue;
+    }
+    const a = arc ? Math.sin((1 - t[k]) * omega!) / sinOmega : 1 - t[k];
+    const b = arc ? Math.sin(t[k] * omega!) / sinOmega : t[k];
+    for (let j = 0; j < d; j++) row[j] = a * z0[j] + b * z1[j];
   }
   return out;
 }

@@ -78,6 +78,9 @@ export function inferenceRoutes(app: FastifyInstance, service: FlowService, conf
     return model;
   };
 
+  /** How images are read: the configured pixel limits, resized on request. */
+  const imageLimits = (resize: boolean) => ({ resize, maxPixels: config.maxImagePixels, maxRequestPixels: config.maxRequestPixels });
+
   /** JSON {inputs | images} or multipart image files → validated data-space rows. */
   interface Read {
     model: FlowModel;
@@ -165,7 +168,7 @@ export function inferenceRoutes(app: FastifyInstance, service: FlowService, conf
   async function readData(request: FastifyRequest): Promise<Read> {
     if (Buffer.isBuffer(request.body)) return readBinary(request);
     refuseQuery(request);
-    const images = { resize: false, maxPixels: config.maxImagePixels, maxRequestPixels: config.maxRequestPixels };
+
     if (request.body instanceof MultipartForm) {
       // parsed and bounded by multipart-body.ts (known fields, each once and short; file count)
       const { files, fields } = request.body;
@@ -178,7 +181,7 @@ export function inferenceRoutes(app: FastifyInstance, service: FlowService, conf
       const dequant = { dequantization: fields.dequantization as Dequantization | undefined, draws: intField(fields, 'draws', 1, MAX_DEQUANTIZATION_DRAWS), seed: intField(fields, 'seed', 0, MAX_SEED) };
       const model = pick(request, fields.model);
       checkCount('images', files.length, config.maxItemsPerRequest, 'MAX_ITEMS_PER_REQUEST');
-      const x = await rowsFromImages('images', files, model, { ...images, resize: fields.resize === 'true' });
+      const x = await rowsFromImages('images', files, model, imageLimits(fields.resize === 'true'));
       return { model, x, n: files.length, field: 'images', batchTest: fields.batchTest === 'true', scores, ...dequant };
     }
     const body = request.body as DataBody;
@@ -192,7 +195,7 @@ export function inferenceRoutes(app: FastifyInstance, service: FlowService, conf
     const encoded = body.images!;
     checkCount('images', encoded.length, config.maxItemsPerRequest, 'MAX_ITEMS_PER_REQUEST');
     const buffers = encoded.map((s, i) => decodeBase64(`images[${i}]`, s));
-    const x = await rowsFromImages('images', buffers, model, { ...images, resize: body.resize ?? false });
+    const x = await rowsFromImages('images', buffers, model, imageLimits(body.resize ?? false));
     return { model, x, n: encoded.length, field: 'images', ...common };
   }
 
@@ -307,7 +310,7 @@ export function inferenceRoutes(app: FastifyInstance, service: FlowService, conf
       else if (body.inputs) ends = { kind: 'data', x: rowsFromArrays('inputs', body.inputs, model, model.support), field: 'inputs' };
       else {
         const buffers = body.images!.map((b, i) => decodeBase64(`images[${i}]`, b));
-        const x = await rowsFromImages('images', buffers, model, { resize: body.resize ?? false, maxPixels: config.maxImagePixels, maxRequestPixels: config.maxRequestPixels });
+        const x = await rowsFromImages('images', buffers, model, imageLimits(body.resize ?? false));
         ends = { kind: 'data', x, field: 'images' };
       }
       const done = await service.interpolate(model, ends, { steps, method: body.method ?? 'linear', output: body.output }, loopContext(request, reply, solverOf(body)));
