@@ -63,18 +63,20 @@ MODELS = {
     "nice-mnist": dict(
         family="nice", dataset="mnist", kind="image", shape=[1, 28, 28],
         transform={"kind": "identity"}, dequantization="uniform", temperature=0.75,
-        arch=dict(shape=(1, 28, 28), couplings=4, hidden=240, depth=4, prior="gaussian"),
+        arch=dict(shape=(1, 28, 28), couplings=4, hidden=240, depth=4, prior="logistic"),
         epochs=40, batch=128, lr=1e-3, warmup=200, clip=100.0, threads=1, seed=0,
         description="NICE on MNIST: 4 additive couplings (even/odd pixel partition, alternating roles, "
-                    "ReLU MLPs), diagonal scaling layer folded into the graphs, Gaussian prior "
-                    "(the paper used a logistic prior). Identity preprocessing on [0,1] pixels.",
-        quick=dict(arch=dict(shape=(1, 28, 28), couplings=4, hidden=32, depth=2, prior="gaussian"), epochs=1, train_subset=4000),
+                    "ReLU MLPs), diagonal scaling layer folded into the graphs, logistic prior as in the paper, "
+                    "mapped to the service's standard-normal latent inside the graphs (z = Phi^-1(sigmoid(l))). "
+                    "Identity preprocessing on [0,1] pixels.",
+        quick=dict(arch=dict(shape=(1, 28, 28), couplings=4, hidden=32, depth=2, prior="logistic"), epochs=1, train_subset=4000),
     ),
     "realnvp-mnist": dict(
         family="realnvp", dataset="mnist", kind="image", shape=[1, 28, 28],
         transform={"kind": "logit", "alpha": 0.05}, dequantization="uniform", temperature=0.75,
         arch=dict(shape=(1, 28, 28), scales=2, hidden=(64, 64, 96, 96, 96), per_block=3, final=4),
-        epochs=6, batch=64, lr=1e-3, warmup=200, clip=100.0, threads=1, seed=0,
+        epochs=26, batch=64, lr=1e-3, warmup=200, clip=100.0, threads=1, seed=0,
+        cycles=[dict(epochs=12, lr=1e-3), dict(epochs=14, lr=5e-4)],
         description="RealNVP on MNIST, multi-scale: per scale 3 checkerboard affine couplings, squeeze, "
                     "3 channel-wise couplings, factor out half; 4 final checkerboard couplings. "
                     "tanh-bounded scales, small conv nets (3x3-1x1-3x3). Logit preprocessing (alpha 0.05).",
@@ -85,7 +87,8 @@ MODELS = {
         family="glow", dataset="fashion-mnist", kind="image", shape=[1, 28, 28],
         transform={"kind": "affine", "scale": 1.0, "shift": -0.5}, dequantization="uniform", temperature=0.7,
         arch=dict(shape=(1, 28, 28), levels=2, steps=8, hidden=64, seed=0),
-        epochs=7, batch=64, lr=1e-3, warmup=200, clip=100.0, threads=1, seed=0,
+        epochs=32, batch=64, lr=1e-3, warmup=200, clip=100.0, threads=1, seed=0,
+        cycles=[dict(epochs=14, lr=1e-3), dict(epochs=18, lr=5e-4)],
         # 16 float32 steps: PyTorch float32 itself is ~1.3e-4*(1+|z|) off float64 on the reference
         # latents (the same-precision ONNX check stays at 2e-5); log p agreement stays at 1e-4
         latent_tolerance=3e-4,
@@ -103,6 +106,7 @@ def config_for(name: str, quick: bool) -> dict:
     cfg = {k: v for k, v in MODELS[name].items() if k != "quick"}
     cfg["name"] = name
     if quick:
+        cfg["cycles"] = None  # one short cycle (--set cycles=[...] still tries several)
         cfg.update(MODELS[name]["quick"])
         cfg["eval_subset"] = 1000
     return cfg
@@ -173,7 +177,13 @@ def init_model(model, train: torch.Tensor, cfg: dict, gen: torch.Generator) -> N
             model(y)  # ActNorm data-dependent init on the first forward
 
 
-def train(cfg: dict, ckpt_path: Path, log=print) -> dict:
+def cycles_of(cfg: dict) -> list:
+    """The fixed schedule as cosine cycles [{epochs, lr}]. One cycle unless the config lists several
+    (warm restarts: each cycle starts a fresh Adam, warms up and decays to zero again)."""
+    return [dict(c) for c in cfg.get("cycles") or [{"epochs": cfg["epochs"], "lr": cfg["lr"]}]]
+
+
+def train(cfg: dict, ckpt_path: Path, log=print, resume: dict | None = None) -> dict:
     torch.manual_seed(cfg["seed"])
     np.random.seed(cfg["seed"])
     torch.set_num_threads(cfg["threads"])
@@ -186,39 +196,60 @@ def train(cfg: dict, ckpt_path: Path, log=print) -> dict:
     init_model(model, train_data, cfg, gen)
     dim = int(np.prod(cfg["shape"]))
     params = count_parameters(model)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
+    cycles = cycles_of(cfg)
     steps_per_epoch = len(train_data) // cfg["batch"]
-    total = steps_per_epoch * cfg["epochs"]
-    # linear warmup, then cosine decay to zero over the fixed number of steps
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / cfg["warmup"]) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
-    log(f"[{cfg['name']}] {params} parameters, {cfg['epochs']} epochs x {steps_per_epoch} steps, batch {cfg['batch']}, "
-        f"{cfg['threads']} thread(s)")
+    total_epochs = sum(c["epochs"] for c in cycles)
+    first, seconds_before = 0, 0.0
+    if resume is not None:
+        # a checkpoint that ended after the first k cycles of this same schedule: go on from there
+        done = [sum(c["epochs"] for c in cycles[:k]) for k in range(1, len(cycles))]
+        if resume.get("epochs") not in done:
+            raise SystemExit(f"--resume: the checkpoint has {resume.get('epochs')} epochs; this schedule's cycles end at {done}")
+        model.load_state_dict(resume["state"])
+        first, seconds_before = done.index(resume["epochs"]) + 1, float(resume.get("seconds", 0.0))
+    log(f"[{cfg['name']}] {params} parameters, {total_epochs} epochs in {len(cycles)} cycle(s) x {steps_per_epoch} steps, "
+        f"batch {cfg['batch']}, {cfg['threads']} thread(s)" + (f", resumed after cycle {first}" if first else ""))
     start = time.time()
-    step = 0
-    for epoch in range(cfg["epochs"]):
-        model.train()
-        perm = torch.randperm(len(train_data), generator=gen)
-        running, seen = 0.0, 0
-        for i in range(steps_per_epoch):
-            x = to_data_space(train_data[perm[i * cfg["batch"]:(i + 1) * cfg["batch"]]], cfg, gen)
-            nll = -log_prob(model, x, cfg).mean()
-            opt.zero_grad(set_to_none=True)
-            (nll / dim).backward()
-            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["clip"])
-            if not torch.isfinite(nll) or not torch.isfinite(gnorm):
-                raise RuntimeError(f"non-finite loss/gradient at step {step}")
-            opt.step()
-            sched.step()
-            step += 1
-            running, seen = running + nll.item(), seen + 1
-            if step % 100 == 0 or i == steps_per_epoch - 1:
-                mean_nll = running / seen
-                bpd = bits_per_dim(-mean_nll, dim, 8 if cfg["kind"] == "image" else None)
-                log(f"  epoch {epoch + 1} step {step}/{total} train nll {mean_nll:.2f} nats ({bpd:.4f} bpd) "
-                    f"lr {sched.get_last_lr()[0]:.2e} |g| {gnorm:.1f} {time.time() - start:.0f}s")
-                running, seen = 0.0, 0
-        torch.save({"state": model.state_dict(), "epoch": epoch + 1}, ckpt_path.with_suffix(".partial.pt"))
-    seconds = time.time() - start
+    epoch_base = sum(c["epochs"] for c in cycles[:first])
+    step = steps_per_epoch * epoch_base
+    for k in range(first, len(cycles)):
+        cyc = cycles[k]
+        if k > 0:
+            # every later cycle draws from its own stream, so a resumed run equals an uninterrupted one
+            gen = torch.Generator().manual_seed(cfg["seed"] + k)
+        opt = torch.optim.Adam(model.parameters(), lr=cyc["lr"])
+        total = steps_per_epoch * cyc["epochs"]
+        # linear warmup, then cosine decay to zero over the cycle's fixed number of steps
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s, total=total: min(1.0, (s + 1) / cfg["warmup"]) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+        for e in range(cyc["epochs"]):
+            epoch = epoch_base + e
+            model.train()
+            perm = torch.randperm(len(train_data), generator=gen)
+            running, seen = 0.0, 0
+            for i in range(steps_per_epoch):
+                x = to_data_space(train_data[perm[i * cfg["batch"]:(i + 1) * cfg["batch"]]], cfg, gen)
+                nll = -log_prob(model, x, cfg).mean()
+                opt.zero_grad(set_to_none=True)
+                (nll / dim).backward()
+                gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["clip"])
+                if not torch.isfinite(nll) or not torch.isfinite(gnorm):
+                    raise RuntimeError(f"non-finite loss/gradient at step {step}")
+                opt.step()
+                sched.step()
+                step += 1
+                running, seen = running + nll.item(), seen + 1
+                if step % 100 == 0 or i == steps_per_epoch - 1:
+                    mean_nll = running / seen
+                    bpd = bits_per_dim(-mean_nll, dim, 8 if cfg["kind"] == "image" else None)
+                    log(f"  epoch {epoch + 1} step {step}/{steps_per_epoch * total_epochs} train nll {mean_nll:.2f} nats ({bpd:.4f} bpd) "
+                        f"lr {sched.get_last_lr()[0]:.2e} |g| {gnorm:.1f} {time.time() - start:.0f}s")
+                    running, seen = 0.0, 0
+            torch.save({"state": model.state_dict(), "epoch": epoch + 1}, ckpt_path.with_suffix(".partial.pt"))
+        epoch_base += cyc["epochs"]
+        if k < len(cycles) - 1:
+            torch.save({"state": model.state_dict(), "epochs": epoch_base, "seconds": seconds_before + time.time() - start},
+                       ckpt_path.with_suffix(f".cycle{k + 1}.pt"))
+    seconds = seconds_before + time.time() - start
 
     # ---- figures: test (dequantized, fixed noise), test at pixel centres, calibration slice ----
     n_eval = cfg.get("eval_subset")
@@ -240,8 +271,8 @@ def train(cfg: dict, ckpt_path: Path, log=print) -> dict:
         f"{test_fig['bitsPerDim']:.4f} bpd; pixel centres {lp_centres.mean():.2f} nats; "
         f"calibration nll threshold {calibration['scores']['nll']['threshold']:.2f}")
     ckpt = {"name": cfg["name"], "quick": bool(cfg.get("eval_subset")), "state": model.state_dict(),
-            "arch": cfg["arch"], "parameters": params, "seconds": seconds, "epochs": cfg["epochs"],
-            "steps": total, "test": test_fig, "calibration": calibration, "torch": torch.__version__}
+            "arch": cfg["arch"], "parameters": params, "seconds": seconds, "epochs": total_epochs,
+            "steps": steps_per_epoch * total_epochs, "cycles": cycles, "test": test_fig, "calibration": calibration, "torch": torch.__version__}
     torch.save(ckpt, ckpt_path)
     ckpt_path.with_suffix(".partial.pt").unlink(missing_ok=True)
     return ckpt
@@ -253,6 +284,14 @@ def test_protocol(cfg: dict) -> dict:
     if cfg["kind"] == "vector":
         return {"dequantization": "none"}
     return {"dequantization": "uniform", "draws": 1, "seed": TEST_NOISE_SEED}
+
+
+def optimizer_text(cfg: dict, cycles: list) -> str:
+    if len(cycles) == 1:
+        return f"adam lr {cycles[0]['lr']} (warmup {cfg['warmup']} steps, cosine decay), grad-norm clip {cfg['clip']}"
+    parts = ", then ".join(f"{c['epochs']} epochs from lr {c['lr']}" for c in cycles)
+    return (f"adam, {len(cycles)} cosine cycles with warm restarts ({parts}; each cycle a fresh Adam, "
+            f"{cfg['warmup']} warmup steps, decay to zero), grad-norm clip {cfg['clip']}")
 
 
 def export(cfg: dict, ckpt: dict, out_dir: Path, log=print) -> dict:
@@ -282,7 +321,7 @@ def export(cfg: dict, ckpt: dict, out_dir: Path, log=print) -> dict:
         "training": {
             "dataset": cfg["dataset"], "trainSplit": "train[0:55000]" if not cfg.get("train_subset") else f"train[0:{cfg['train_subset']}]",
             "epochs": ckpt["epochs"], "steps": ckpt["steps"], "batchSize": cfg["batch"], "seed": cfg["seed"],
-            "optimizer": f"adam lr {cfg['lr']} (warmup {cfg['warmup']} steps, cosine decay), grad-norm clip {cfg['clip']}",
+            "optimizer": optimizer_text(cfg, ckpt.get("cycles") or cycles_of(cfg)),
             "architecture": {k: list(v) if isinstance(v, tuple) else v for k, v in cfg["arch"].items()},
             "parameters": ckpt["parameters"], "device": f"cpu ({cfg['threads']} thread{'s' if cfg['threads'] > 1 else ''})",
             "seconds": round(ckpt["seconds"], 1), "command": command, "framework": f"pytorch {ckpt['torch']}",
@@ -311,12 +350,14 @@ def main(argv=None) -> int:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config or architecture value (experiments; recorded in the manifest)")
     p.add_argument("--out", type=Path, help="package folder (default models/<model>, or scripts/.cache/quick/<model> with --quick)")
+    p.add_argument("--resume", type=Path, help="a checkpoint that ended after the first cycles of this schedule: train the rest")
     p.add_argument("--ckpt", type=Path, help="checkpoint file (default scripts/.cache/<model>.pt): experiments keep the shipped model's")
     args = p.parse_args(argv)
     cfg = config_for(args.model, args.quick)
     suffix = ""
     if args.epochs:
         cfg["epochs"] = args.epochs
+        cfg.pop("cycles", None)  # one cosine cycle of that length
         suffix += f" --epochs {args.epochs}"
     for item in args.set:
         key, value = item.split("=", 1)
@@ -336,7 +377,7 @@ def main(argv=None) -> int:
             return 1
         ckpt = torch.load(ckpt_path)
     else:
-        ckpt = train(cfg, ckpt_path)
+        ckpt = train(cfg, ckpt_path, resume=torch.load(args.resume) if args.resume else None)
     torch.set_num_threads(cfg["threads"])
     try:
         export(cfg, ckpt, out_dir.resolve())

@@ -38,6 +38,26 @@ PACKAGE_LIMIT, TOTAL_LIMIT = 8 * 1024 * 1024, 16 * 1024 * 1024
 LATENT_TOL = 3e-4  # |z - z_ref| / (1 + |z_ref|)
 
 
+def run_coupling_package(folder: Path, m: dict, x: torch.Tensor) -> tuple:
+    """The service's arithmetic on a coupling package's files: data x [N, *shape] (float64) through
+    preprocessing, the forward graph (W from lu.json) and the inverse graph. Returns the graph outputs,
+    the flat latents, log|det J| (preprocessing + graph + LU), log p and the data-space round trip [N, D]."""
+    names = [p["name"] for p in m["latent"]["parts"]]
+    lu = json.loads((folder / m["lu"]["file"]).read_text())["layers"] if m["lu"] else []
+    factors = [LUFactors.from_json(l) for l in lu]
+    n = x.shape[0]
+    y, ld_pre = transform_forward(x, m["preprocessing"]["transform"])
+    w = {l["forwardInput"]: f.w() for l, f in zip(lu, factors)}
+    w_inv = {l["inverseInput"]: f.w_inv() for l, f in zip(lu, factors)}
+    (fwd,) = run_onnx([(folder / m["graphs"]["forward"], {"x": y.numpy(), **w})])
+    (inv,) = run_onnx([(folder / m["graphs"]["inverse"], {**{k: fwd[k] for k in names}, **w_inv})])
+    z = np.concatenate([fwd[k].reshape(n, -1) for k in names], 1)
+    log_det = ld_pre.numpy() + fwd["logDet"] + sum(f.logdet() for f in factors)
+    log_prob = log_standard_normal(torch.tensor(z)).numpy() + log_det
+    x_back = transform_inverse(torch.tensor(inv["x"]), m["preprocessing"]["transform"]).numpy().reshape(n, -1)
+    return fwd, inv, z, log_det, log_prob, x_back
+
+
 def verify(folder: Path) -> list:
     problems = []
     m = json.loads((folder / "flow.json").read_text())
@@ -84,21 +104,11 @@ def verify(folder: Path) -> list:
                     problems.append(f"{g}: bad external data for {t.name}: {ext}")
     ref = json.loads((folder / "reference.json").read_text())
     x = torch.tensor(ref["inputs"], dtype=torch.float64)
-    n = x.shape[0]
-    x = x.reshape(n, *m["data"]["shape"])
-    y, ld_pre = transform_forward(x, m["preprocessing"]["transform"])
-    w = {l["forwardInput"]: f.w() for l, f in zip(lu, factors)}
-    w_inv = {l["inverseInput"]: f.w_inv() for l, f in zip(lu, factors)}
-    (fwd,) = run_onnx([(folder / m["graphs"]["forward"], {"x": y.numpy(), **w})])
-    (inv,) = run_onnx([(folder / m["graphs"]["inverse"], {**{k: fwd[k] for k in names}, **w_inv})])
-    z = np.concatenate([fwd[k].reshape(n, -1) for k in names], 1)
-    ld_lu = sum(f.logdet() for f in factors)
-    log_det = ld_pre.numpy() + fwd["logDet"] + ld_lu
-    log_prob = log_standard_normal(torch.tensor(z)).numpy() + log_det
+    x = x.reshape(x.shape[0], *m["data"]["shape"])
+    fwd, inv, z, log_det, log_prob, x_back = run_coupling_package(folder, m, x)
     err_z = np.max(np.abs(z - np.array(ref["latents"])) / (1 + np.abs(np.array(ref["latents"]))))
     err_lp = np.max(np.abs(log_prob - np.array(ref["logProb"])) / np.maximum(1, np.abs(np.array(ref["logProb"]))))
     err_ld = np.max(np.abs(log_det - np.array(ref["logDet"])) / np.maximum(1, np.abs(np.array(ref["logDet"]))))
-    x_back = transform_inverse(torch.tensor(inv["x"]), m["preprocessing"]["transform"]).numpy().reshape(n, -1)
     err_rt = np.max(np.abs(x_back - np.array(ref["inputs"])))
     err_ldsum = np.max(np.abs(fwd["logDet"] + inv["logDet"]) / np.maximum(1, np.abs(fwd["logDet"])))
     # latents: float32 rounding amplified through deep flows (Glow ~1.1e-4); the rest: 1e-4
@@ -106,7 +116,8 @@ def verify(folder: Path) -> list:
                               ("round trip", err_rt, 1e-4), ("fwd+inv logDet", err_ldsum, 1e-4)):
         if not err <= limit:
             problems.append(f"{label}: error {err:.2e}")
-    # the W^-1 feeds built above, not a second read of lu.json
+    # W^-1 from the factors checked above, not a second read of lu.json
+    w_inv = {l["inverseInput"]: f.w_inv() for l, f in zip(lu, factors)}
     for r in sample_stability(folder / m["graphs"]["inverse"], parts, m["preprocessing"]["transform"], w_inv):
         if not r["ok"]:
             problems.append("sampling stability: " + format_row(folder.name, r))
