@@ -87,8 +87,10 @@ MODELS = {
         family="glow", dataset="fashion-mnist", kind="image", shape=[1, 28, 28],
         transform={"kind": "affine", "scale": 1.0, "shift": -0.5}, dequantization="uniform", temperature=0.7,
         arch=dict(shape=(1, 28, 28), levels=2, steps=8, hidden=64, seed=0),
-        epochs=48, batch=64, lr=1e-3, warmup=200, clip=100.0, threads=1, seed=0,
-        cycles=[dict(epochs=14, lr=1e-3), dict(epochs=18, lr=5e-4), dict(epochs=16, lr=3e-4)],
+        epochs=32, batch=64, lr=1e-3, warmup=200, clip=100.0, threads=1, seed=0,
+        # a third cycle (16 epochs from 3e-4) reached 3.3058 bpd but gave one calibration image
+        # (train[55318]) log p = -3.93e6: not shipped (docs/models.md, glow-fashion)
+        cycles=[dict(epochs=14, lr=1e-3), dict(epochs=18, lr=5e-4)],
         # 16 float32 steps: PyTorch float32 itself is ~1.3e-4*(1+|z|) off float64 on the reference
         # latents (the same-precision ONNX check stays at 2e-5); log p agreement stays at 1e-4
         latent_tolerance=3e-4,

@@ -30,7 +30,7 @@ const likelihoodBody = (model: string, images: Uint8Array[], scores?: ScoreName[
 async function score(model: string, images: Uint8Array[]): Promise<Scored[]> {
   const out: Scored[] = [];
   for (let i = 0; i < images.length; i += 64) {
-    const res = await fetch(`${base}/likelihood`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: likelihoodBody(model, images.slice(i, i + 64)) });
+    const res = await fetch(`${base}/likelihood`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: likelihoodBody(model, images.slice(i, i + 64), [...SCORE_NAMES]) });
     if (res.status !== 200) throw new Error(`${model}: /likelihood answered ${res.status}: ${await res.text()}`);
     const body = (await res.json()) as { results: { logLikelihood: number; anomalyScore: number; scores: Record<string, number> }[] };
     for (const r of body.results) out.push({ ...(r.scores as Record<string, number>), anomalyScore: r.anomalyScore, logLikelihood: r.logLikelihood } as Scored);

@@ -7,7 +7,7 @@
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import sharp from 'sharp';
+import sharp, { type OverlayOptions } from 'sharp';
 import { buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config/config.js';
 
@@ -24,7 +24,7 @@ const GAP = 4;
 const SEED = 20261125;
 
 interface ModelCard {
-  sampling: { temperature: { min: number; max: number } };
+  sampling: { temperature: { default: number; min: number; max: number } };
   dataShape: number[];
 }
 
@@ -44,7 +44,7 @@ async function main(): Promise<void> {
       const tile = { w: w * SCALE, h: h * SCALE };
       const width = GAP + COLS * (tile.w + GAP);
       const height = GAP + temps.length * (tile.h + GAP);
-      const layers: sharp.OverlayOptions[] = [];
+      const layers: OverlayOptions[] = [];
       for (const [row, temperature] of temps.entries()) {
         const res = await app.inject({ method: 'POST', url: '/sample', payload: { model, count: COLS, seed: SEED, temperature, output: 'quantized', format: 'array' } });
         if (res.statusCode !== 200) throw new Error(`${model} T=${temperature}: ${res.statusCode} ${res.body}`);
